@@ -1,0 +1,91 @@
+package watchlist
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"k8s.io/utils/clock"
+)
+
+// relistLoop relists every relistEvery, ±10% so that a fleet of readers does not relist in
+// lockstep, until ctx ends. A relist that fails is retried with backoff while the current set keeps
+// running: there is never zero sets, and never more than two.
+func (r *Reader) relistLoop(ctx context.Context) {
+	retry := r.timing.Backoff.DelayWithReset(clock.RealClock{}, r.timing.BackoffReset)
+	next := jitter(r.relistEvery)
+	for {
+		t := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		if err := r.relist(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			next = retry()
+			r.log.Error(err, "relist failed; the current streams keep running", "after", next.String())
+			continue
+		}
+		r.stats.relisted()
+		r.log.V(2).Info("relisted", "took", time.Since(start).String())
+		next = jitter(r.relistEvery)
+	}
+}
+
+// relist starts a new set of streams beside the current one and, once the new set has delivered its
+// initial state on every stream, swaps it in and stops the old set.
+func (r *Reader) relist(ctx context.Context) error {
+	r.output.mu.Lock()
+	r.output.filter.overlap = true
+	r.output.mu.Unlock()
+
+	next := r.startSet(ctx, true)
+	waitCtx, cancel := context.WithTimeout(ctx, r.relistLimit)
+	err := next.waitSynced(waitCtx)
+	cancel()
+	if err != nil {
+		next.stop()
+		r.output.mu.Lock()
+		next.retired = true
+		r.output.filter.overlap = false
+		r.output.mu.Unlock()
+		return fmt.Errorf("relist: %w", err)
+	}
+	old, err := r.swap(ctx, next)
+	old.stop()
+	return err
+}
+
+// swap makes next the current set in one step: the identities next did not see are delivered as
+// deletes, then the old set is retired, so that none of its events is delivered after the swap. It
+// returns the old set for the caller to stop.
+func (r *Reader) swap(ctx context.Context, next *streamSet) (*streamSet, error) {
+	r.mu.Lock()
+	old := r.current
+	r.current = next
+	r.mu.Unlock()
+
+	r.output.mu.Lock()
+	defer r.output.mu.Unlock()
+	old.retired = true
+	next.candidate = false
+	r.output.filter.overlap = false
+	for kind, epoch := range next.pending {
+		if err := r.output.sweep(ctx, kind, epoch); err != nil {
+			return old, fmt.Errorf("relist: deliver deletes: %w", err)
+		}
+		delete(next.pending, kind)
+	}
+	return old, nil
+}
+
+// jitter returns d ±10%.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}

@@ -1,0 +1,83 @@
+package watchlist
+
+import (
+	"sync"
+
+	"github.com/watchlist-go/watchlist/internal/kinds"
+	"github.com/watchlist-go/watchlist/internal/stream"
+	"github.com/watchlist-go/watchlist/reader"
+)
+
+// stats counts what a reader did, by kind: what tests assert on (did the 410 path run?) and what
+// metrics export. Safe for concurrent use.
+type stats struct {
+	mu          sync.Mutex
+	restarts    map[restartKey]int
+	entries     map[entryKey]int
+	drops       map[reader.ObjectType]int
+	synthesized map[reader.ObjectType]int
+	relists     int
+}
+
+type restartKey struct {
+	kind   reader.ObjectType
+	reason stream.Reason
+}
+
+type entryKey struct {
+	kind   reader.ObjectType
+	change reader.ChangeType
+}
+
+func newStats() *stats {
+	return &stats{
+		restarts:    make(map[restartKey]int),
+		entries:     make(map[entryKey]int),
+		drops:       make(map[reader.ObjectType]int),
+		synthesized: make(map[reader.ObjectType]int),
+	}
+}
+
+// Restarted implements stream.Observer.
+func (s *stats) Restarted(k kinds.Kind, reason stream.Reason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.restarts[restartKey{k.Object, reason}]++
+}
+
+func (s *stats) delivered(e reader.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries[entryKey{e.ObjectType(), e.ChangeType()}]++
+}
+
+func (s *stats) dropped(kind reader.ObjectType) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drops[kind]++
+}
+
+func (s *stats) synthesizedDeletes(kind reader.ObjectType, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.synthesized[kind] += n
+}
+
+func (s *stats) relisted() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.relists++
+}
+
+// restartCount returns how often streams restarted for reason, over every kind.
+func (s *stats) restartCount(reason stream.Reason) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, c := range s.restarts {
+		if k.reason == reason {
+			n += c
+		}
+	}
+	return n
+}

@@ -1,0 +1,263 @@
+// Package watchlist gives a service a live, cheap view of a Kubernetes cluster: one channel of typed
+// change entries (add, update, delete) for every kind it asks for, from one WatchList stream per
+// resource. Where an informer keeps every object in memory, a Reader keeps only identity →
+// resourceVersion.
+//
+// A Reader's output promises: every existing object once as an add, then every change, each object's
+// versions in order; no (UID, resourceVersion) twice; and after any gap (a dropped connection, 410
+// Gone, a relist, a server restart) convergence to the server, with the deletes of the gap delivered.
+package watchlist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/watchlist-go/watchlist/internal/kinds"
+	"github.com/watchlist-go/watchlist/internal/stream"
+	"github.com/watchlist-go/watchlist/reader"
+)
+
+// RetrieveType is a set of kinds to watch; see package reader.
+type RetrieveType = reader.RetrieveType
+
+// Entry is one change to one object; see package reader.
+type Entry = reader.Entry
+
+// The RetrieveType bits, as in package reader.
+const (
+	RTNode              = reader.RTNode
+	RTPod               = reader.RTPod
+	RTNamespace         = reader.RTNamespace
+	RTPersistentVolume  = reader.RTPersistentVolume
+	RTRBAC              = reader.RTRBAC
+	RTService           = reader.RTService
+	RTDeployment        = reader.RTDeployment
+	RTIngressController = reader.RTIngressController
+	RTEndpoint          = reader.RTEndpoint
+	RTAll               = reader.RTAll
+)
+
+// Errors for calls in the wrong order; test with errors.Is.
+var (
+	// ErrClosed: the reader was closed (or its Run's context ended).
+	ErrClosed = errors.New("watchlist: reader closed")
+	// ErrNoOut: Run was called before SetOut.
+	ErrNoOut = errors.New("watchlist: SetOut was not called")
+	// ErrRunning: SetOut or Run was called after Run.
+	ErrRunning = errors.New("watchlist: Run was already called")
+	// ErrNotRunning: WaitForSync was called before Run.
+	ErrNotRunning = errors.New("watchlist: Run was not called")
+	errStopped    = errors.New("streams stopped")
+)
+
+// Reader merges one stream per kind into one channel of entries. Make one with New, give it a channel
+// with SetOut, start it with Run and stop it with Close. Its methods are safe for concurrent use.
+type Reader struct {
+	clientset   *kubernetes.Clientset
+	kinds       []kinds.Kind
+	log         logr.Logger
+	filterSize  int
+	relistEvery time.Duration
+	timing      stream.Timing
+	relistLimit time.Duration // how long a relist may take before it is abandoned and retried
+	stats       *stats
+
+	mu       sync.Mutex
+	out      chan Entry
+	output   *output
+	running  bool
+	closed   bool
+	err      error              // what stopped the reader
+	cancel   context.CancelFunc // ends every stream
+	initial  *streamSet         // the set Run started; WaitForSync waits for it
+	current  *streamSet         // the set being delivered
+	relister sync.WaitGroup     // the relist loop
+
+	closeOnce sync.Once
+	stopping  chan struct{} // closed when the reader starts to stop
+	done      chan struct{} // closed once every goroutine ended and out is closed
+}
+
+// New returns a Reader for the kinds set in retrieveTypes, through clientset. It errors, and never
+// panics, on a nil clientset, no known bit, an unknown bit or a bad option. ctx bounds only New.
+func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes RetrieveType, opts ...Option) (*Reader, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("watchlist: %w", err)
+	}
+	if clientset == nil {
+		return nil, errors.New("watchlist: nil clientset")
+	}
+	if unknown := retrieveTypes &^ reader.RTAll; unknown != 0 {
+		return nil, fmt.Errorf("watchlist: unknown RetrieveType bits %#x", uint32(unknown))
+	}
+	if retrieveTypes == 0 {
+		return nil, errors.New("watchlist: no RetrieveType bit set")
+	}
+	r := &Reader{
+		clientset:   clientset,
+		kinds:       kinds.For(retrieveTypes),
+		log:         logr.Discard(),
+		timing:      stream.DefaultTiming(),
+		relistLimit: 10 * time.Minute,
+		stats:       newStats(),
+		stopping:    make(chan struct{}),
+		done:        make(chan struct{}),
+	}
+	for _, k := range r.kinds {
+		if k.Client(clientset) == nil {
+			return nil, fmt.Errorf("watchlist: clientset has no REST client for %s (build it with kubernetes.NewForConfig)", k)
+		}
+	}
+	for i, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("watchlist: option %d is nil", i)
+		}
+		if err := opt(r); err != nil {
+			return nil, fmt.Errorf("watchlist: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// SetOut gives the reader the channel it delivers to. Call it once, before Run; the reader closes out
+// when it stops. Sends block: the consumer sets the pace.
+func (r *Reader) SetOut(ctx context.Context, out chan Entry) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("watchlist: %w", err)
+	}
+	if out == nil {
+		return errors.New("watchlist: SetOut: nil channel")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return ErrClosed
+	case r.running:
+		return ErrRunning
+	case r.out != nil:
+		return errors.New("watchlist: SetOut was already called")
+	}
+	r.out = out
+	r.output = newOutput(out, r.filterSize, r.stats)
+	return nil
+}
+
+// Run opens every stream and returns once all are open, or with the first error that retrying will
+// not fix (Forbidden, a resource the server does not serve), naming the resource; the reader is then
+// stopped and out closed. Transient errors are retried with backoff. ctx is the streams' lifetime:
+// when it ends the reader stops as with Close.
+func (r *Reader) Run(ctx context.Context) error {
+	r.mu.Lock()
+	switch {
+	case r.closed:
+		r.mu.Unlock()
+		return ErrClosed
+	case r.running:
+		r.mu.Unlock()
+		return ErrRunning
+	case r.out == nil:
+		r.mu.Unlock()
+		return ErrNoOut
+	}
+	r.running = true
+	streamsCtx, cancel := context.WithCancel(ctx)
+	r.cancel = cancel
+	r.initial = r.startSet(streamsCtx, false)
+	r.current = r.initial
+	r.mu.Unlock()
+	context.AfterFunc(streamsCtx, func() { r.shutdown(ErrClosed) })
+
+	if err := r.initial.waitOpen(ctx); err != nil {
+		if errors.Is(err, errStopped) {
+			err = ErrClosed
+		}
+		err = fmt.Errorf("watchlist: open streams: %w", err)
+		r.shutdown(err)
+		return err
+	}
+	if r.relistEvery > 0 {
+		r.relister.Go(func() { r.relistLoop(streamsCtx) })
+	}
+	return nil
+}
+
+// WaitForSync returns nil once every stream's initial state was sent on out, or ctx's error, or the
+// error that stopped the reader.
+func (r *Reader) WaitForSync(ctx context.Context) error {
+	r.mu.Lock()
+	set, closed := r.initial, r.closed
+	r.mu.Unlock()
+	if set == nil {
+		if closed {
+			return r.stopErr()
+		}
+		return ErrNotRunning
+	}
+	err := set.waitSynced(ctx)
+	if errors.Is(err, errStopped) {
+		return r.stopErr()
+	}
+	return err
+}
+
+// Close stops every stream, waits for every goroutine (bounded by ctx) and closes out, once. It may
+// be called many times, before or after Run, from any goroutine; only the first call does the work,
+// and later ones wait like it. When ctx ends first, Close returns ctx's error and the reader finishes
+// stopping, and closes out, in the background.
+func (r *Reader) Close(ctx context.Context) error {
+	r.shutdown(ErrClosed)
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("watchlist: waiting for streams to stop: %w", ctx.Err())
+	}
+}
+
+// shutdown starts stopping the reader, once, recording cause as what stopped it.
+func (r *Reader) shutdown(cause error) {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.err = cause
+		cancel := r.cancel
+		r.mu.Unlock()
+		close(r.stopping)
+		if cancel != nil {
+			cancel()
+		}
+		go r.finish()
+	})
+}
+
+// finish waits for the relist loop and the current set, then closes out. Only shutdown starts it;
+// Close waits for it through done.
+func (r *Reader) finish() {
+	r.relister.Wait()
+	r.mu.Lock()
+	set, out := r.current, r.out
+	r.mu.Unlock()
+	if set != nil {
+		set.stop()
+	}
+	if out != nil {
+		close(out)
+	}
+	close(r.done)
+}
+
+func (r *Reader) stopErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	return ErrClosed
+}
