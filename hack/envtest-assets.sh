@@ -21,24 +21,11 @@ fi
 
 log() { printf 'envtest-assets: %s\n' "$*" >&2; }
 
-# with_progress NAME CMD...: runs CMD, printing a line every 30 s so that a long build is never silent.
+# with_progress NAME CMD...: runs CMD, saying every 30 s that it still runs.
 with_progress() {
-  local name=$1; shift
-  local start=$SECONDS
-  "$@" &
-  local pid=$!
-  trap 'kill "$pid" 2>/dev/null || true' INT TERM
-  while kill -0 "$pid" 2>/dev/null; do
-    for _ in $(seq 30); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "still building $name: $((SECONDS - start)) s so far"
-    fi
-  done
-  trap - INT TERM
-  wait "$pid"
+  local name=$1
+  shift
+  "$(dirname "$0")/with-progress.sh" "building $name" "$@"
 }
 
 have() { # have BINARY WANT: the binary exists and its --version output contains WANT
@@ -86,6 +73,8 @@ build_etcd() {
 }
 
 mkdir -p "$DIR"
+export -f build_apiserver build_etcd
+export DIR K8S_VERSION ETCD_VERSION
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local
 total=$SECONDS
 if have kube-apiserver "v$K8S_VERSION"; then
@@ -93,7 +82,7 @@ if have kube-apiserver "v$K8S_VERSION"; then
 else
   log "building kube-apiserver v$K8S_VERSION from the Go module proxy into $DIR"
   log "(once per machine: about 4-5 min and 2.4 GB of memory on 2 cores; later runs skip this)"
-  with_progress kube-apiserver build_apiserver
+  with_progress kube-apiserver bash -c build_apiserver
   log "kube-apiserver built in $((SECONDS - total)) s"
 fi
 step=$SECONDS
@@ -101,6 +90,6 @@ if have etcd "$ETCD_VERSION"; then
   log "etcd v$ETCD_VERSION present in $DIR"
 else
   log "building etcd v$ETCD_VERSION from the Go module proxy (about 1 min)"
-  with_progress etcd build_etcd
+  with_progress etcd bash -c build_etcd
   log "etcd built in $((SECONDS - step)) s"
 fi

@@ -1,0 +1,353 @@
+package watchlist
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/watchlist-go/watchlist/internal/kinds"
+	"github.com/watchlist-go/watchlist/internal/stream"
+	"github.com/watchlist-go/watchlist/internal/testenv"
+	"github.com/watchlist-go/watchlist/reader"
+)
+
+// fastTiming keeps backoff short so that fault tests recover in seconds.
+func fastTiming() stream.Timing {
+	t := stream.DefaultTiming()
+	t.Backoff = wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.5, Steps: 1 << 30, Cap: 2 * time.Second}
+	t.BackoffReset = 10 * time.Second
+	return t
+}
+
+// withTiming replaces the streams' timing: tests only.
+func withTiming(t stream.Timing) Option {
+	return func(r *Reader) error { r.timing = t; return nil }
+}
+
+// withRelistPeriod relists every d, below WithRelist's public bounds: tests only.
+func withRelistPeriod(d time.Duration) Option {
+	return func(r *Reader) error { r.relistEvery = d; return nil }
+}
+
+// getters checks that the typed getter of an entry's ObjectType works.
+var getters = map[reader.ObjectType]func(reader.Entry) error{
+	reader.OTNode:               func(e reader.Entry) error { _, err := e.Node(); return err },
+	reader.OTPod:                func(e reader.Entry) error { _, err := e.Pod(); return err },
+	reader.OTNamespace:          func(e reader.Entry) error { _, err := e.Namespace(); return err },
+	reader.OTPersistentVolume:   func(e reader.Entry) error { _, err := e.PersistentVolume(); return err },
+	reader.OTClusterRole:        func(e reader.Entry) error { _, err := e.ClusterRole(); return err },
+	reader.OTClusterRoleBinding: func(e reader.Entry) error { _, err := e.ClusterRoleBinding(); return err },
+	reader.OTRole:               func(e reader.Entry) error { _, err := e.Role(); return err },
+	reader.OTRoleBinding:        func(e reader.Entry) error { _, err := e.RoleBinding(); return err },
+	reader.OTService:            func(e reader.Entry) error { _, err := e.Service(); return err },
+	reader.OTDeployment:         func(e reader.Entry) error { _, err := e.Deployment(); return err },
+	reader.OTIngressController:  func(e reader.Entry) error { _, err := e.IngressController(); return err },
+	reader.OTEndpoint:           func(e reader.Entry) error { _, err := e.Endpoint(); return err },
+}
+
+// testenvKind names each ObjectType as package testenv does.
+var testenvKind = map[reader.ObjectType]string{
+	reader.OTNode: "Node", reader.OTPod: "Pod", reader.OTNamespace: "Namespace",
+	reader.OTPersistentVolume: "PersistentVolume", reader.OTClusterRole: "ClusterRole",
+	reader.OTClusterRoleBinding: "ClusterRoleBinding", reader.OTRole: "Role",
+	reader.OTRoleBinding: "RoleBinding", reader.OTService: "Service",
+	reader.OTDeployment: "Deployment", reader.OTIngressController: "Ingress",
+	reader.OTEndpoint: "Endpoints",
+}
+
+// viewItem is what the collector knows of one live object.
+type viewItem struct {
+	kind      reader.ObjectType
+	name      string
+	rv        string
+	namespace string
+}
+
+// collector consumes a reader's output until it closes, checks every promise of the output stream
+// on each entry, and keeps the view (UID → last version) that tests compare with the server.
+type collector struct {
+	mu         sync.Mutex
+	view       map[types.UID]viewItem
+	last       map[types.UID]string // last version delivered, also for deleted objects
+	deleted    map[types.UID]bool
+	seen       map[string]bool // "uid@rv" delivered
+	counts     map[reader.ChangeType]int
+	byKind     map[reader.ObjectType]map[reader.ChangeType]int
+	violations []string
+	log        []reader.Entry // kept only while keepLog
+	keepLog    bool
+	done       chan struct{}
+}
+
+// collect starts consuming out. The goroutine ends when out closes; done says so.
+func collect(out <-chan reader.Entry, keepLog bool) *collector {
+	c := &collector{
+		view: map[types.UID]viewItem{}, last: map[types.UID]string{}, deleted: map[types.UID]bool{},
+		seen: map[string]bool{}, counts: map[reader.ChangeType]int{},
+		byKind: map[reader.ObjectType]map[reader.ChangeType]int{}, keepLog: keepLog,
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(c.done)
+		for e := range out {
+			c.check(e)
+		}
+	}()
+	return c
+}
+
+func (c *collector) violate(format string, args ...any) {
+	if len(c.violations) < 50 {
+		c.violations = append(c.violations, fmt.Sprintf(format, args...))
+	}
+}
+
+// check applies the promises of design.md to one entry.
+func (c *collector) check(e reader.Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.counts[e.ChangeType()]++
+	if c.byKind[e.ObjectType()] == nil {
+		c.byKind[e.ObjectType()] = map[reader.ChangeType]int{}
+	}
+	c.byKind[e.ObjectType()][e.ChangeType()]++
+	if c.keepLog {
+		c.log = append(c.log, e)
+	}
+	get, ok := getters[e.ObjectType()]
+	if !ok {
+		c.violate("entry of unknown object type %s", e.ObjectType())
+		return
+	}
+	if err := get(e); err != nil {
+		c.violate("typed getter of %s: %v", e, err)
+		return
+	}
+	m, err := meta.Accessor(e.Object())
+	if err != nil {
+		c.violate("%s: %v", e, err)
+		return
+	}
+	uid, rv := m.GetUID(), m.GetResourceVersion()
+	if uid == "" || rv == "" || m.GetName() == "" {
+		c.violate("%s: missing uid, name or resourceVersion", e)
+		return
+	}
+	k, _ := kinds.ByObject(e.ObjectType())
+	if k.Namespaced && m.GetNamespace() == "" {
+		c.violate("%s: namespaced kind without namespace", e)
+	}
+	last, known := c.last[uid]
+	newer := !known
+	if known {
+		cmp, err := resourceversion.CompareResourceVersion(rv, last)
+		newer = err == nil && cmp > 0
+		if err == nil && cmp < 0 {
+			c.violate("%s: version %s after newer %s", e, rv, last)
+		}
+	}
+	synthesized := e.ChangeType() == reader.CTDelete && known && rv == last
+	key := string(uid) + "@" + rv
+	if c.seen[key] && !synthesized {
+		c.violate("%s: (UID, resourceVersion) delivered twice", e)
+	}
+	c.seen[key] = true
+	_, live := c.view[uid]
+	switch e.ChangeType() {
+	case reader.CTAdd:
+		if live || c.deleted[uid] {
+			c.violate("%s: add of an object already live or deleted", e)
+		}
+	case reader.CTUpdate:
+		if !live || !newer {
+			c.violate("%s: update of an unknown object or to a version not newer", e)
+		}
+	case reader.CTDelete:
+		if !live || !(newer || synthesized) {
+			c.violate("%s: delete of an unknown object or of an older version", e)
+		}
+	default:
+		c.violate("%s: change type %d", e, e.ChangeType())
+	}
+	c.last[uid] = rv
+	if e.ChangeType() == reader.CTDelete {
+		delete(c.view, uid)
+		c.deleted[uid] = true
+		return
+	}
+	c.view[uid] = viewItem{kind: e.ObjectType(), name: m.GetName(), namespace: m.GetNamespace(), rv: rv}
+}
+
+// total counts the entries seen so far.
+func (c *collector) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.counts {
+		n += v
+	}
+	return n
+}
+
+func (c *collector) count(ct reader.ChangeType) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[ct]
+}
+
+// liveCount returns how many live objects of kind the view holds.
+func (c *collector) liveCount(kind reader.ObjectType) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.view {
+		if v.kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond every 50 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// assertConverged waits until the view equals a LIST of every kind the reader watches, and fails with
+// the differences when it does not within timeout.
+func (c *collector) assertConverged(t *testing.T, cs *kubernetes.Clientset, types RetrieveType, timeout time.Duration) {
+	t.Helper()
+	var names []string
+	for _, k := range kinds.For(types) {
+		names = append(names, testenvKind[k.Object])
+	}
+	var diff []string
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		snap, err := testenv.Snapshot(ctx, cs, names...)
+		cancel()
+		if err == nil {
+			diff = c.diff(snap)
+			if len(diff) == 0 {
+				return
+			}
+		} else {
+			diff = []string{err.Error()}
+		}
+		if time.Now().After(deadline) {
+			sort.Strings(diff)
+			t.Fatalf("reader's view differs from the server after %s (%d differences): %v", timeout, len(diff), diff[:min(len(diff), 10)])
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *collector) diff(snap map[types.UID]testenv.Item) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var diff []string
+	for uid, it := range snap {
+		v, ok := c.view[uid]
+		switch {
+		case !ok:
+			diff = append(diff, fmt.Sprintf("missing %s %s/%s rv=%s", it.Kind, it.Namespace, it.Name, it.ResourceVersion))
+		case v.rv != it.ResourceVersion:
+			diff = append(diff, fmt.Sprintf("stale %s %s/%s rv=%s, server %s", it.Kind, it.Namespace, it.Name, v.rv, it.ResourceVersion))
+		}
+	}
+	for uid, v := range c.view {
+		if _, ok := snap[uid]; !ok {
+			diff = append(diff, fmt.Sprintf("extra %s %s/%s rv=%s (deleted on the server)", v.kind, v.namespace, v.name, v.rv))
+		}
+	}
+	return diff
+}
+
+// assertPromises fails the test with the violations seen.
+func (c *collector) assertPromises(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.violations) > 0 {
+		t.Errorf("%d violations of the output promises, first: %v", len(c.violations), c.violations[:min(10, len(c.violations))])
+	}
+}
+
+// run is a started reader and its collector.
+type run struct {
+	r   *Reader
+	c   *collector
+	cs  *kubernetes.Clientset
+	typ RetrieveType
+}
+
+// startReader makes, starts and syncs a reader through cfg, and on cleanup closes it and checks
+// that out closed and that every promise held.
+func startReader(t *testing.T, cfg *rest.Config, typ RetrieveType, opts ...Option) *run {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]Option{WithLogger(testr.NewWithOptions(t, testr.Options{Verbosity: 2})), withTiming(fastTiming())}, opts...)
+	r, err := New(context.Background(), cs, typ, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan Entry)
+	c := collect(out, false)
+	if err := r.SetOut(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := r.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			t.Errorf("out not closed after Close")
+		}
+		c.assertPromises(t)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := r.WaitForSync(ctx); err != nil {
+		t.Fatalf("WaitForSync: %v", err)
+	}
+	return &run{r: r, c: c, cs: cs, typ: typ}
+}
+
+// kindsOf lists the ObjectTypes a RetrieveType enables.
+func kindsOf(typ RetrieveType) []reader.ObjectType {
+	var out []reader.ObjectType
+	for _, k := range kinds.For(typ) {
+		out = append(out, k.Object)
+	}
+	return slices.Clip(out)
+}
