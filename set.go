@@ -16,6 +16,9 @@ type streamSet struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
+	stats    *stats
+	stopOnce sync.Once
+
 	failOnce sync.Once
 	failed   chan struct{} // closed with err set when a stream could not open
 	err      error
@@ -33,6 +36,7 @@ func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 		ctx:       ctx,
 		cancel:    cancel,
 		failed:    make(chan struct{}),
+		stats:     r.stats,
 		candidate: candidate,
 		pending:   make(map[reader.ObjectType]uint32),
 	}
@@ -46,6 +50,7 @@ func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 			Timing:   r.timing,
 		}))
 	}
+	r.stats.setStarted()
 	for _, st := range set.streams {
 		set.wg.Go(func() {
 			if err := st.Run(ctx); err != nil {
@@ -92,8 +97,9 @@ func (s *streamSet) waitAll(ctx context.Context, ch func(*stream.Stream) <-chan 
 	return nil
 }
 
-// stop cancels every stream and waits for their goroutines.
+// stop cancels every stream and waits for their goroutines. Calls after the first only wait.
 func (s *streamSet) stop() {
 	s.cancel()
 	s.wg.Wait()
+	s.stopOnce.Do(s.stats.setStopped)
 }

@@ -17,6 +17,8 @@ type stats struct {
 	drops       map[reader.ObjectType]int
 	synthesized map[reader.ObjectType]int
 	relists     int
+	sets        int // sets of streams running now
+	maxSets     int // the most that ever ran at once
 }
 
 type restartKey struct {
@@ -80,4 +82,38 @@ func (s *stats) restartCount(reason stream.Reason) int {
 		}
 	}
 	return n
+}
+
+// restartsOf returns how often streams of kind restarted for reason.
+func (s *stats) restartsOf(kind reader.ObjectType, reason stream.Reason) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.restarts[restartKey{kind, reason}]
+}
+
+// synthesizedOf returns how many deletes of kind were found by a diff, not seen as events.
+func (s *stats) synthesizedOf(kind reader.ObjectType) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.synthesized[kind]
+}
+
+func (s *stats) setStarted() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sets++
+	s.maxSets = max(s.maxSets, s.sets)
+}
+
+func (s *stats) setStopped() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sets--
+}
+
+// setCounts returns how many sets run now, the most that ever ran at once, and relists completed.
+func (s *stats) setCounts() (now, most, relists int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sets, s.maxSets, s.relists
 }

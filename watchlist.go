@@ -201,10 +201,16 @@ func (r *Reader) WaitForSync(ctx context.Context) error {
 		return ErrNotRunning
 	}
 	err := set.waitSynced(ctx)
-	if errors.Is(err, errStopped) {
-		return r.stopErr()
+	if err == nil || ctx.Err() != nil {
+		return err
 	}
-	return err
+	// The set stopped: the reader is stopping, and says why once shutdown recorded it.
+	select {
+	case <-r.stopping:
+		return r.stopErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close stops every stream, waits for every goroutine (bounded by ctx) and closes out, once. It may

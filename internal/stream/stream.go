@@ -77,7 +77,8 @@ type Timing struct {
 	// long, the server is taken to ignore sendInitialEvents and the stream falls back to LIST + WATCH.
 	InitialEventsTimeout time.Duration
 	// WatchTimeout: each watch asks the server to end it after a random time in [WatchTimeout,
-	// 2*WatchTimeout), so connections are renewed and a silently dead one cannot last.
+	// 2*WatchTimeout), so connections are renewed and a silently dead one cannot last. 0 leaves it
+	// to the server (its --min-request-timeout).
 	WatchTimeout time.Duration
 	// ShortWatch: a watch that ends cleanly sooner than this with no event counts as a failure.
 	ShortWatch time.Duration
@@ -370,16 +371,17 @@ func (s *Stream) listThenResume(ctx context.Context) error {
 	}
 }
 
-// watch opens a watch that the server ends after a random time in [WatchTimeout, 2*WatchTimeout).
+// watch opens a watch that the server ends after a random time in [WatchTimeout, 2*WatchTimeout),
+// or, when WatchTimeout is 0, when the server's --min-request-timeout says.
 func (s *Stream) watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-	timeout := s.cfg.Timing.WatchTimeout + rand.N(s.cfg.Timing.WatchTimeout)
 	opts.Watch = true
-	opts.TimeoutSeconds = ptr.To(int64(timeout.Seconds()))
-	return s.cfg.Client.Get().
-		Resource(s.cfg.Kind.Resource.Resource).
-		VersionedParams(&opts, scheme.ParameterCodec).
-		Timeout(timeout).
-		Watch(ctx)
+	req := s.cfg.Client.Get().Resource(s.cfg.Kind.Resource.Resource)
+	if s.cfg.Timing.WatchTimeout > 0 {
+		timeout := s.cfg.Timing.WatchTimeout + rand.N(s.cfg.Timing.WatchTimeout)
+		opts.TimeoutSeconds = ptr.To(int64(timeout.Seconds()))
+		req = req.Timeout(timeout)
+	}
+	return req.VersionedParams(&opts, scheme.ParameterCodec).Watch(ctx)
 }
 
 func (s *Stream) markOpen() {

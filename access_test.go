@@ -1,0 +1,163 @@
+package watchlist
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/watchlist-go/watchlist/internal/stream"
+	"github.com/watchlist-go/watchlist/internal/testenv"
+	"github.com/watchlist-go/watchlist/reader"
+)
+
+// runErr makes a reader through cfg and returns Run's error and how long Run took.
+func runErr(t *testing.T, cfg *rest.Config, typ RetrieveType) (error, time.Duration) {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(context.Background(), cs, typ, withTiming(fastTiming()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan Entry)
+	if err := r.SetOut(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = r.Run(ctx)
+	took := time.Since(start)
+	if _, open := <-out; open {
+		t.Error("an entry arrived from a reader whose Run failed")
+	}
+	if werr := r.WaitForSync(ctx); err != nil && (werr == nil || werr.Error() != err.Error()) {
+		t.Errorf("WaitForSync after a failed Run = %v, want Run's error %v", werr, err)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Errorf("Close after a failed Run: %v", err)
+	}
+	return err, took
+}
+
+// TestRunFailsForbidden: a user without rights gets Run's error at once, naming the resource.
+func TestRunFailsForbidden(t *testing.T) {
+	user, err := plane.Env.AddUser(envtest.User{Name: "nobody"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err, took := runErr(t, user.Config(), RTPod|RTNode)
+	if !apierrors.IsForbidden(err) {
+		t.Fatalf("Run = %v, want a Forbidden error", err)
+	}
+	if !strings.Contains(err.Error(), "pods") && !strings.Contains(err.Error(), "nodes") {
+		t.Errorf("error %q names no resource", err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("Run took %s to report Forbidden", took)
+	}
+}
+
+// syncBuffer is a log sink buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) line(prefix, args string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(prefix + " " + args + "\n")
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestFallbackWhenWatchListIsOff: on a second control plane with the WatchList feature off (and
+// ingresses not served), the reader falls back to LIST + WATCH, says so once per stream,
+// and still delivers the state and every change; a kind the server does not serve fails Run.
+func TestFallbackWhenWatchListIsOff(t *testing.T) {
+	old, err := testenv.Start(testenv.Options{APIServerFlags: map[string]string{
+		"feature-gates":  "WatchList=false",
+		"runtime-config": "networking.k8s.io/v1/ingresses=false",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = old.Stop() })
+
+	t.Run("LIST + WATCH", func(t *testing.T) {
+		ns := newNamespace(t, old.Clientset, "fallback")
+		for _, name := range []string{"a", "b", "c"} {
+			mustCreate(t, old.Clientset, reader.OTPod, ns, name)
+		}
+		var logs syncBuffer
+		typ := RTPod | RTService | RTNamespace
+		rr := startReader(t, old.Config, typ, WithLogger(funcr.New(logs.line, funcr.Options{})))
+		ch := churn(t, old.Clientset, ns, 11, 10*time.Millisecond, reader.OTPod, reader.OTService)
+		time.Sleep(3 * time.Second)
+		writes := ch.stop()
+		rr.c.assertConverged(t, old.Clientset, typ, 20*time.Second)
+		if got := strings.Count(logs.String(), "falling back to LIST + WATCH"); got != 3 {
+			t.Errorf("%d fallback messages, want one per stream (3):\n%s", got, logs.String())
+		}
+		if n := rr.r.stats.restartCount(stream.ReasonFallback); n != 3 {
+			t.Errorf("%d fallback restarts, want 3", n)
+		}
+		t.Logf("fallback: %d writes, %d entries checked", writes, rr.c.total())
+	})
+
+	t.Run("not served", func(t *testing.T) {
+		err, _ := runErr(t, old.Config, RTIngressController)
+		if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "ingresses") {
+			t.Fatalf("Run = %v, want NotFound naming ingresses", err)
+		}
+	})
+}
+
+// TestRunContextEndsReader: cancelling Run's context stops the reader as Close does.
+func TestRunContextEndsReader(t *testing.T) {
+	r, err := New(context.Background(), plane.Clientset, RTNamespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan Entry)
+	if err := r.SetOut(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range out {
+		}
+	}()
+	if err := r.WaitForSync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	waitCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	if err := r.Close(waitCtx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Run after the context ended = %v, want ErrClosed", err)
+	}
+}
