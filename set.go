@@ -24,8 +24,8 @@ type streamSet struct {
 	err      error
 
 	// Guarded by the output's mu.
-	candidate bool                          // a relist's new set, not yet swapped in
-	retired   bool                          // replaced by a newer set: its events are ignored
+	candidate bool                         // a relist's new set, not yet swapped in
+	retired   bool                         // replaced by a newer set: its events are ignored
 	pending   map[reader.ObjectType]uint32 // sweeps a candidate owes, done at the swap
 }
 

@@ -73,7 +73,9 @@ func (e Entry) PersistentVolume() (*corev1.PersistentVolume, error) {
 }
 
 // ClusterRole returns the object as a ClusterRole, or an error when the entry holds another kind.
-func (e Entry) ClusterRole() (*rbacv1.ClusterRole, error) { return as[rbacv1.ClusterRole](e, OTClusterRole) }
+func (e Entry) ClusterRole() (*rbacv1.ClusterRole, error) {
+	return as[rbacv1.ClusterRole](e, OTClusterRole)
+}
 
 // ClusterRoleBinding returns the object as a ClusterRoleBinding, or an error when the entry holds
 // another kind.
@@ -85,13 +87,17 @@ func (e Entry) ClusterRoleBinding() (*rbacv1.ClusterRoleBinding, error) {
 func (e Entry) Role() (*rbacv1.Role, error) { return as[rbacv1.Role](e, OTRole) }
 
 // RoleBinding returns the object as a RoleBinding, or an error when the entry holds another kind.
-func (e Entry) RoleBinding() (*rbacv1.RoleBinding, error) { return as[rbacv1.RoleBinding](e, OTRoleBinding) }
+func (e Entry) RoleBinding() (*rbacv1.RoleBinding, error) {
+	return as[rbacv1.RoleBinding](e, OTRoleBinding)
+}
 
 // Service returns the object as a Service, or an error when the entry holds another kind.
 func (e Entry) Service() (*corev1.Service, error) { return as[corev1.Service](e, OTService) }
 
 // Deployment returns the object as a Deployment, or an error when the entry holds another kind.
-func (e Entry) Deployment() (*appsv1.Deployment, error) { return as[appsv1.Deployment](e, OTDeployment) }
+func (e Entry) Deployment() (*appsv1.Deployment, error) {
+	return as[appsv1.Deployment](e, OTDeployment)
+}
 
 // IngressController returns the object as an Ingress, or an error when the entry holds another kind.
 func (e Entry) IngressController() (*networkingv1.Ingress, error) {
