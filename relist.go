@@ -24,7 +24,7 @@ func (r *Reader) relistLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
-		if err := r.relist(ctx); err != nil {
+		if err := r.relistOnce(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -32,21 +32,60 @@ func (r *Reader) relistLoop(ctx context.Context) {
 			r.log.Error(err, "relist failed; the current streams keep running", "after", next.String())
 			continue
 		}
-		r.stats.relisted()
 		r.log.V(2).Info("relisted", "took", time.Since(start).String())
 		next = jitter(r.relistEvery)
 	}
 }
 
+// Relist relists now and returns once the fresh set of streams has been swapped in (nil), or the
+// relist failed (the current streams keep running), or ctx ended. Only what differs from what was
+// delivered comes out: on a cluster where nothing changed, nothing. It is what WithRelist does on
+// a timer; the two never overlap. It errors before Run and after Close.
+func (r *Reader) Relist(ctx context.Context) error {
+	r.mu.Lock()
+	running, closed := r.running, r.closed
+	if running && !closed {
+		r.relister.Add(1) // before closed is set, so that finish waits for this relist too
+	}
+	r.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case !running:
+		return ErrNotRunning
+	}
+	defer r.relister.Done()
+	if err := r.relistOnce(ctx); err != nil {
+		if r.lifetime.Err() != nil {
+			return r.stopErr()
+		}
+		return err
+	}
+	return nil
+}
+
+// relistOnce runs one relist at a time.
+func (r *Reader) relistOnce(ctx context.Context) error {
+	r.relistMu.Lock()
+	defer r.relistMu.Unlock()
+	if err := r.relist(ctx); err != nil {
+		return err
+	}
+	r.stats.relisted()
+	return nil
+}
+
 // relist starts a new set of streams beside the current one and, once the new set has delivered its
-// initial state on every stream, swaps it in and stops the old set.
+// initial state on every stream, swaps it in and stops the old set. ctx bounds the wait; the new set
+// lives as long as the reader.
 func (r *Reader) relist(ctx context.Context) error {
 	r.output.mu.Lock()
 	r.output.filter.overlap = true
 	r.output.mu.Unlock()
 
-	next := r.startSet(ctx, true)
+	next := r.startSet(r.lifetime, true)
 	waitCtx, cancel := context.WithTimeout(ctx, r.relistLimit)
+	defer context.AfterFunc(r.lifetime, cancel)()
 	err := next.waitSynced(waitCtx)
 	cancel()
 	if err != nil {
@@ -57,7 +96,7 @@ func (r *Reader) relist(ctx context.Context) error {
 		r.output.mu.Unlock()
 		return fmt.Errorf("relist: %w", err)
 	}
-	old, err := r.swap(ctx, next)
+	old, err := r.swap(r.lifetime, next)
 	old.stop()
 	return err
 }

@@ -78,6 +78,8 @@ type Reader struct {
 	initial  *streamSet         // the set Run started; WaitForSync waits for it
 	current  *streamSet         // the set being delivered
 	relister sync.WaitGroup     // the relist loop
+	relistMu sync.Mutex         // one relist at a time
+	lifetime context.Context    // the streams' context, set by Run
 
 	closeOnce sync.Once
 	stopping  chan struct{} // closed when the reader starts to stop
@@ -168,7 +170,7 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 	r.running = true
 	streamsCtx, cancel := context.WithCancel(ctx)
-	r.cancel = cancel
+	r.cancel, r.lifetime = cancel, streamsCtx
 	r.initial = r.startSet(streamsCtx, false)
 	r.current = r.initial
 	r.mu.Unlock()

@@ -1,0 +1,133 @@
+package watchlist
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/watchlist-go/watchlist/reader"
+)
+
+// TestSwapDeliversWhatTheNewSetDidNotSee plays a relist through the output: the new set's complete
+// state lacks one object, which comes out as a delete at the swap (not before), and an event of the
+// old set after the swap is not delivered.
+func TestSwapDeliversWhatTheNewSetDidNotSee(t *testing.T) {
+	ctx := context.Background()
+	ch := make(chan reader.Entry, 16)
+	st := newStats()
+	r := &Reader{stats: st, output: newOutput(ch, 0, st)}
+	old := &streamSet{pending: map[reader.ObjectType]uint32{}, stats: st, cancel: func() {}}
+	r.current = old
+	oldSink := setSink{o: r.output, set: old}
+	for _, p := range []struct{ uid, rv string }{{uidA, "10"}, {uidB, "11"}} {
+		if err := oldSink.Observe(ctx, reader.OTPod, watch.Added, pod(p.uid, p.rv)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.output.filter.overlap = true
+	next := &streamSet{pending: map[reader.ObjectType]uint32{}, stats: st, candidate: true, cancel: func() {}}
+	nextSink := setSink{o: r.output, set: next}
+	epoch := nextSink.BeginSync(reader.OTPod)
+	if err := nextSink.Observe(ctx, reader.OTPod, watch.Added, pod(uidB, "11")); err != nil {
+		t.Fatal(err)
+	}
+	if err := nextSink.EndSync(ctx, reader.OTPod, epoch); err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 2 {
+		t.Fatalf("%d entries before the swap, want the 2 adds only", len(ch))
+	}
+	if _, err := r.swap(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := oldSink.Observe(ctx, reader.OTPod, watch.Modified, pod(uidB, "12")); err != nil {
+		t.Fatal(err)
+	}
+	close(ch)
+	var got []string
+	for e := range ch {
+		got = append(got, fmt.Sprintf("%s %s", e.ChangeType(), e.UID()))
+	}
+	want := fmt.Sprint([]string{"Add " + uidA, "Add " + uidB, "Delete " + uidA})
+	if fmt.Sprint(got) != want {
+		t.Fatalf("entries %v, want %v", got, want)
+	}
+	if r.current != next {
+		t.Fatal("the new set is not current after the swap")
+	}
+}
+
+// TestQuietRelist: relists of a cluster where nothing changes deliver no entry at all, whether on
+// the timer or asked for, and never run more than two sets.
+func TestQuietRelist(t *testing.T) {
+	rr := startReader(t, plane.Config, RTAll, withRelistPeriod(400*time.Millisecond))
+	time.Sleep(500 * time.Millisecond)
+	before := rr.c.total()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := rr.r.Relist(ctx); err != nil {
+		t.Fatalf("Relist: %v", err)
+	}
+	waitFor(t, 30*time.Second, "3 relists", func() bool { _, _, n := rr.r.stats.setCounts(); return n >= 3 })
+	now, most, relists := rr.r.stats.setCounts()
+	if got := rr.c.total() - before; got != 0 {
+		t.Errorf("%d entries delivered by %d relists of a quiet cluster, want 0", got, relists)
+	}
+	if most > 2 {
+		t.Errorf("%d sets ran at once, want at most 2", most)
+	}
+	t.Logf("%d relists of %d objects: 0 entries; sets now %d, at most %d", relists, before, now, most)
+}
+
+// TestRelistDuringChurn: relists every ~0.5 s while objects change; nothing is doubled or lost.
+func TestRelistDuringChurn(t *testing.T) {
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			typ := RTPod | RTService | RTRBAC
+			rr := startReader(t, plane.Config, typ, withRelistPeriod(500*time.Millisecond))
+			ns := newNamespace(t, plane.Clientset, "relist")
+			ch := churn(t, plane.Clientset, ns, seed, 5*time.Millisecond, reader.OTPod, reader.OTService, reader.OTRole)
+			waitFor(t, 60*time.Second, "4 relists", func() bool { _, _, n := rr.r.stats.setCounts(); return n >= 4 })
+			writes := ch.stop()
+			rr.c.assertConverged(t, plane.Clientset, typ, 20*time.Second)
+			_, most, relists := rr.r.stats.setCounts()
+			if most > 2 {
+				t.Errorf("%d sets ran at once, want at most 2", most)
+			}
+			t.Logf("seed %d: %d writes, %d relists, %d entries checked", seed, writes, relists, rr.c.total())
+		})
+	}
+}
+
+// TestRelistThatCannotComplete: while the server cannot be reached the relist gives up, the current
+// set keeps running, and the reader still converges once the server is back.
+func TestRelistThatCannotComplete(t *testing.T) {
+	p := newProxy(t)
+	typ := RTPod | RTService
+	rr := startReader(t, p.Config(plane.Config), typ)
+	rr.r.relistLimit = 1500 * time.Millisecond
+	p.Block()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := rr.r.Relist(ctx); err == nil {
+		t.Fatal("Relist succeeded with the server unreachable")
+	}
+	t.Logf("relist gave up after %s", time.Since(start).Round(time.Millisecond))
+	if now, most, _ := rr.r.stats.setCounts(); now != 1 || most > 2 {
+		t.Errorf("sets now %d (want 1), at most %d (want <= 2)", now, most)
+	}
+	ns := newNamespace(t, plane.Clientset, "relist-down")
+	ch := churn(t, plane.Clientset, ns, 4, 10*time.Millisecond, reader.OTPod, reader.OTService)
+	time.Sleep(time.Second)
+	p.Unblock()
+	time.Sleep(time.Second)
+	ch.stop()
+	rr.c.assertConverged(t, plane.Clientset, typ, 30*time.Second)
+	if err := rr.r.Relist(ctx); err != nil {
+		t.Fatalf("Relist once the server is back: %v", err)
+	}
+}
