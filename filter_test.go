@@ -3,6 +3,7 @@ package watchlist
 import (
 	"context"
 	"fmt"
+	"github.com/go-logr/logr"
 	"runtime"
 	"testing"
 
@@ -93,7 +94,7 @@ func TestFilterDecisions(t *testing.T) {
 func runSteps(t *testing.T, overlap bool, steps []step) []string {
 	t.Helper()
 	ch := make(chan reader.Entry, len(steps)+8)
-	o := newOutput(ch, 0, newStats())
+	o := newOutput(ch, 0, newStats(), logr.Discard())
 	o.filter.overlap = overlap
 	set := &streamSet{pending: map[reader.ObjectType]uint32{}}
 	sink := setSink{o: o, set: set}
@@ -136,7 +137,7 @@ func pod(uid, rv string) *corev1.Pod {
 
 func TestSendCancelledIsNotRecorded(t *testing.T) {
 	ch := make(chan reader.Entry) // nobody reads
-	o := newOutput(ch, 0, newStats())
+	o := newOutput(ch, 0, newStats(), logr.Discard())
 	sink := setSink{o: o, set: &streamSet{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/go-logr/logr"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -18,14 +20,15 @@ import (
 // object leave in version order whichever stream brought them, and an entry whose send was cancelled
 // is not recorded as delivered.
 type output struct {
+	log    logr.Logger // per-entry detail at V(5)
 	mu     sync.Mutex
 	filter *filter
 	out    chan<- reader.Entry
 	stats  *stats
 }
 
-func newOutput(out chan<- reader.Entry, filterSize int, st *stats) *output {
-	return &output{filter: newFilter(filterSize), out: out, stats: st}
+func newOutput(out chan<- reader.Entry, filterSize int, st *stats, log logr.Logger) *output {
+	return &output{filter: newFilter(filterSize), out: out, stats: st, log: log.V(5)}
 }
 
 // send delivers e unless ctx ends first. The caller holds mu.
@@ -51,6 +54,10 @@ func (o *output) observe(ctx context.Context, set *streamSet, kind reader.Object
 	k, _ := keyOf(m.GetUID())
 	rv := parseVersion(m.GetResourceVersion())
 	ct := o.filter.decide(k, t, rv)
+	if o.log.Enabled() {
+		o.log.Info("event", "kind", kind.String(), "type", string(t), "namespace", m.GetNamespace(),
+			"name", m.GetName(), "resourceVersion", m.GetResourceVersion(), "entry", ct.String())
+	}
 	if ct == reader.CTUnknown {
 		o.stats.dropped(kind)
 		return nil

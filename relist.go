@@ -68,10 +68,11 @@ func (r *Reader) Relist(ctx context.Context) error {
 func (r *Reader) relistOnce(ctx context.Context) error {
 	r.relistMu.Lock()
 	defer r.relistMu.Unlock()
+	start := time.Now()
 	if err := r.relist(ctx); err != nil {
 		return err
 	}
-	r.stats.relisted()
+	r.stats.relisted(time.Since(start))
 	return nil
 }
 

@@ -3,6 +3,7 @@ package watchlist
 import (
 	"context"
 	"fmt"
+	"github.com/go-logr/logr"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestSwapDeliversWhatTheNewSetDidNotSee(t *testing.T) {
 	ctx := context.Background()
 	ch := make(chan reader.Entry, 16)
 	st := newStats()
-	r := &Reader{stats: st, output: newOutput(ch, 0, st)}
+	r := &Reader{stats: st, output: newOutput(ch, 0, st, logr.Discard())}
 	old := &streamSet{pending: map[reader.ObjectType]uint32{}, stats: st, cancel: func() {}}
 	r.current = old
 	oldSink := setSink{o: r.output, set: old}

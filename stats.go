@@ -2,6 +2,7 @@ package watchlist
 
 import (
 	"sync"
+	"time"
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/internal/stream"
@@ -19,6 +20,31 @@ type stats struct {
 	relists     int
 	sets        int // sets of streams running now
 	maxSets     int // the most that ever ran at once
+	lastEvent   map[reader.ObjectType]time.Time
+	fallback    map[reader.ObjectType]bool
+	relistTime  histogram
+}
+
+// histogram counts durations in fixed buckets, for the relist duration metric.
+type histogram struct {
+	bounds []float64 // upper bounds, seconds
+	counts []uint64  // per bucket, not cumulative
+	sum    float64
+	total  uint64
+}
+
+func (h *histogram) observe(seconds float64) {
+	if h.counts == nil {
+		h.counts = make([]uint64, len(h.bounds))
+	}
+	for i, b := range h.bounds {
+		if seconds <= b {
+			h.counts[i]++
+			break
+		}
+	}
+	h.sum += seconds
+	h.total++
 }
 
 type restartKey struct {
@@ -37,6 +63,9 @@ func newStats() *stats {
 		entries:     make(map[entryKey]int),
 		drops:       make(map[reader.ObjectType]int),
 		synthesized: make(map[reader.ObjectType]int),
+		lastEvent:   make(map[reader.ObjectType]time.Time),
+		fallback:    make(map[reader.ObjectType]bool),
+		relistTime:  histogram{bounds: []float64{0.1, 0.5, 1, 5, 10, 30, 60, 300, 600}},
 	}
 }
 
@@ -45,18 +74,23 @@ func (s *stats) Restarted(k kinds.Kind, reason stream.Reason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.restarts[restartKey{k.Object, reason}]++
+	if reason == stream.ReasonFallback {
+		s.fallback[k.Object] = true
+	}
 }
 
 func (s *stats) delivered(e reader.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.entries[entryKey{e.ObjectType(), e.ChangeType()}]++
+	s.lastEvent[e.ObjectType()] = time.Now()
 }
 
 func (s *stats) dropped(kind reader.ObjectType) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.drops[kind]++
+	s.lastEvent[kind] = time.Now()
 }
 
 func (s *stats) synthesizedDeletes(kind reader.ObjectType, n int) {
@@ -65,10 +99,11 @@ func (s *stats) synthesizedDeletes(kind reader.ObjectType, n int) {
 	s.synthesized[kind] += n
 }
 
-func (s *stats) relisted() {
+func (s *stats) relisted(took time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.relists++
+	s.relistTime.observe(took.Seconds())
 }
 
 // restartCount returns how often streams restarted for reason, over every kind.

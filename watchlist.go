@@ -147,7 +147,7 @@ func (r *Reader) SetOut(ctx context.Context, out chan Entry) error {
 		return errors.New("watchlist: SetOut was already called")
 	}
 	r.out = out
-	r.output = newOutput(out, r.filterSize, r.stats)
+	r.output = newOutput(out, r.filterSize, r.stats, r.log)
 	return nil
 }
 
