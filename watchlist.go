@@ -1,11 +1,3 @@
-// Package watchlist gives a service a live, cheap view of a Kubernetes cluster: one channel of typed
-// change entries (add, update, delete) for every kind it asks for, from one WatchList stream per
-// resource. Where an informer keeps every object in memory, a Reader keeps only identity →
-// resourceVersion.
-//
-// A Reader's output promises: every existing object once as an add, then every change, each object's
-// versions in order; no (UID, resourceVersion) twice; and after any gap (a dropped connection, 410
-// Gone, a relist, a server restart) convergence to the server, with the deletes of the gap delivered.
 package watchlist
 
 import (
