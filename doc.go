@@ -4,8 +4,8 @@
 // A Reader opens one WatchList stream per resource (a watch with sendInitialEvents=true, whose
 // initial state ends at the k8s.io/initial-events-end bookmark) and merges them, through a filter
 // keyed by object identity and resourceVersion, into the one channel given to SetOut. Where an
-// informer keeps every object in memory, the filter keeps only identity → resourceVersion, about 32
-// bytes plus namespace and name per object; the objects themselves belong to the consumer.
+// informer keeps every object in memory, the filter keeps only identity → resourceVersion: 80 to 100
+// bytes plus namespace and name per object, as measured; the objects themselves belong to the consumer.
 //
 //	r, err := watchlist.New(ctx, clientset, watchlist.RTPod|watchlist.RTNode, watchlist.WithLogger(log))
 //	out := make(chan watchlist.Entry, 64)
@@ -33,7 +33,8 @@
 // filter diffs it against what was delivered: what is missing was deleted. A server that refuses
 // WatchList (the feature gate off, or too old) gets a paged LIST and a WATCH from its
 // resourceVersion, with the same diff, logged once per stream. Connection errors, 429 and 5xx are
-// retried with exponential backoff and jitter (about 0.8 s doubling to 30 s).
+// retried with exponential backoff and jitter (0.8 s doubling to 30 s, each plus up to 50% jitter, starting over
+// after two minutes without a failure).
 //
 // Sends on the output channel block: the consumer sets the pace, and nothing is buffered without
 // bound. WithRelist (or Relist) builds a fresh set of streams beside the current one and swaps it

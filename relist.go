@@ -6,14 +6,13 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"k8s.io/utils/clock"
 )
 
 // relistLoop relists every relistEvery, ±10% so that a fleet of readers does not relist in
 // lockstep, until ctx ends. A relist that fails is retried with backoff while the current set keeps
 // running: there is never zero sets, and never more than two.
 func (r *Reader) relistLoop(ctx context.Context) {
-	retry := r.timing.Backoff.DelayWithReset(clock.RealClock{}, r.timing.BackoffReset)
+	retry := r.timing.Backoff.DelayFunc()
 	next := jitter(r.relistEvery)
 	for {
 		t := time.NewTimer(next)
@@ -33,6 +32,7 @@ func (r *Reader) relistLoop(ctx context.Context) {
 			continue
 		}
 		r.log.V(2).Info("relisted", "took", time.Since(start).String())
+		retry = r.timing.Backoff.DelayFunc() // a success: the next failure starts the backoff over
 		next = jitter(r.relistEvery)
 	}
 }

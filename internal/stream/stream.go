@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
@@ -71,7 +70,7 @@ type Observer interface {
 type Timing struct {
 	// Backoff is the delay between failed attempts.
 	Backoff wait.Backoff
-	// BackoffReset resets Backoff after this long without a failure.
+	// BackoffReset: after this long without a failure, Backoff starts over from its first delay.
 	BackoffReset time.Duration
 	// InitialEventsTimeout: when the initial state brings no event and no end bookmark for this
 	// long, the server is taken to ignore sendInitialEvents and the stream falls back to LIST + WATCH.
@@ -110,9 +109,10 @@ type Config struct {
 
 // Stream is one resource's stream. Run drives it; Opened and Synced report its progress.
 type Stream struct {
-	cfg   Config
-	log   logr.Logger
-	delay wait.DelayFunc
+	cfg         Config
+	log         logr.Logger
+	delay       wait.DelayFunc // the backoff; replaced by a fresh one after a healthy period
+	lastFailure time.Time
 
 	// Owned by Run's goroutine.
 	rv       string // resume point: the end bookmark's or a later event's resourceVersion; "" = none
@@ -128,7 +128,7 @@ func New(cfg Config) *Stream {
 	return &Stream{
 		cfg:    cfg,
 		log:    cfg.Log.WithValues("kind", cfg.Kind.Object.String()),
-		delay:  cfg.Timing.Backoff.DelayWithReset(clock.RealClock{}, cfg.Timing.BackoffReset),
+		delay:  cfg.Timing.Backoff.DelayFunc(),
 		opened: make(chan struct{}),
 		synced: make(chan struct{}),
 	}
@@ -207,6 +207,10 @@ func (s *Stream) next(err error) (Reason, time.Duration, error) {
 	case isPermanent(err) && !s.isOpen:
 		return "", 0, err
 	}
+	if time.Since(s.lastFailure) > s.cfg.Timing.BackoffReset {
+		s.delay = s.cfg.Timing.Backoff.DelayFunc() // healthy since the last failure: start over
+	}
+	s.lastFailure = time.Now()
 	pause := s.delay()
 	if d, ok := apierrors.SuggestsClientDelay(err); ok && time.Duration(d)*time.Second > pause {
 		pause = time.Duration(d) * time.Second
@@ -399,9 +403,12 @@ func isExpired(err error) bool {
 }
 
 // refusesWatchList reports the 422 a server with the WatchList feature off answers to
-// sendInitialEvents (or a 400 from one that rejects the parameter).
+// sendInitialEvents, or a server older than 1.27 to resourceVersionMatch on a watch (or a 400 from
+// one that rejects either parameter).
 func refusesWatchList(err error) bool {
-	return (apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) && strings.Contains(err.Error(), "sendInitialEvents")
+	msg := err.Error()
+	return (apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) &&
+		(strings.Contains(msg, "sendInitialEvents") || strings.Contains(msg, "resourceVersionMatch"))
 }
 
 // isPermanent reports an error that retrying will not fix.
