@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
-
 )
 
 // relistLoop relists every relistEvery, ±10% so that a fleet of readers does not relist in
