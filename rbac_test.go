@@ -79,6 +79,10 @@ func userWithRole(t *testing.T, name string, role *rbacv1.ClusterRole) *rest.Con
 	if _, err := plane.Clientset.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		_ = plane.Clientset.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = plane.Clientset.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
+	})
 	user, err := plane.Env.AddUser(envtest.User{Name: name}, nil)
 	if err != nil {
 		t.Fatal(err)
