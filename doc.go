@@ -36,6 +36,9 @@
 // retried with exponential backoff and jitter (0.8 s doubling to 30 s, each plus up to 50% jitter, starting over
 // after two minutes without a failure).
 //
+// Every request asks for protobuf unless the rest.Config names a content type, as client-go's typed
+// clients do: decoding JSON costs the reader about four times the CPU (BENCHMARKS.md).
+//
 // Sends on the output channel block: the consumer sets the pace, and nothing is buffered without
 // bound. WithRelist (or Relist) builds a fresh set of streams beside the current one and swaps it
 // in atomically once it has the complete state. WithMetrics exports Prometheus metrics.

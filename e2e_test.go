@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -48,7 +49,11 @@ func (c *collector) hasVersion(uid types.UID, rv string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	v, ok := c.view[uid]
-	return ok && len(v.rv) >= len(rv) && (len(v.rv) > len(rv) || v.rv >= rv)
+	if !ok {
+		return false
+	}
+	cmp, err := resourceversion.CompareResourceVersion(v.rv, rv)
+	return err == nil && cmp >= 0
 }
 
 func (c *collector) isDeleted(uid types.UID) bool {

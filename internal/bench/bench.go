@@ -1,0 +1,460 @@
+// Package bench compares a watchlist.Reader with a client-go SharedInformerFactory informer for the
+// same kinds (pods, services, deployments, RBAC) on a local control plane: time to initial sync, heap
+// (peak during sync, and once synced), delivery lag and CPU under churn, and the cost of a relist
+// of a quiet cluster. `make bench` runs it; BENCHMARKS.md records a run.
+//
+// The parent process starts etcd and kube-apiserver (internal/testenv), creates the objects, and
+// re-executes itself once per measured run with a hidden -child reader|informer flag, so that the
+// heaps of the two never mix. Runs alternate (reader, informer, reader on JSON, informer on JSON,
+// informer without managedFields, reader, ...); the table reports the median of each metric.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/watchlist-go/watchlist/internal/testenv"
+)
+
+// Config is what the parent runs.
+type Config struct {
+	Ns           []int         // pod counts, increasing
+	Runs         []int         // runs of each variant at each N (same length as Ns)
+	Rate         float64       // churn changes per second
+	Churn        time.Duration // churn duration
+	Out          string        // folder for CSV, SVG and the raw runs
+	CPUProfile   string        // children write CPU profiles named after this
+	MemProfile   string        // children write heap profiles (once synced) named after this
+	ReaderJSON   bool          // also measure the reader on JSON
+	InformerJSON bool          // also measure the informer on JSON
+	Strip        bool          // also measure the informer that drops managedFields
+	Workers      int           // parallel writers for creation and churn
+	Resync       time.Duration // the informer's resync period for the relist comparison
+}
+
+// hiddenFlags are the child's flags, left out of -help.
+var hiddenFlags = map[string]bool{"child": true, "kubeconfig": true, "content": true, "strip": true}
+
+// Main runs the benchmark with command-line args (without the program name) and returns the exit
+// code. Results go to stdout, progress and errors to stderr.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		ns       = fs.String("n", "1000,10000,30000", "pod counts to measure, comma-separated")
+		runs     = fs.String("runs", "3", "runs of each variant per N: one number, or one per N (e.g. 3,3,2)")
+		rate     = fs.Float64("rate", 500, "churn: changes per second")
+		churn    = fs.Float64("churn", 10, "churn: seconds")
+		out      = fs.String("out", "bench-results", "folder for results.md, results.csv, heap.svg and runs.jsonl")
+		cpuProf  = fs.String("cpuprofile", "", "children write a CPU profile of their whole run to this path (variant, N and run inserted)")
+		memProf  = fs.String("memprofile", "", "children write a heap profile once synced to this path (variant, N and run inserted)")
+		jsonRd   = fs.Bool("reader-json", true, "also measure the reader with rest.Config.ContentType set to JSON")
+		jsonInf  = fs.Bool("informer-json", true, "also measure the informer with rest.Config.ContentType set to JSON")
+		stripInf = fs.Bool("informer-strip", true, "also measure the informer with a transform that drops managedFields")
+		workers  = fs.Int("workers", 16, "parallel writers when creating objects and churning")
+		resync   = fs.Duration("resync", 2*time.Second, "the informer's resync period, for the relist comparison")
+		report   = fs.String("report", "", "only render the report into -out from this runs.jsonl of an earlier run (no control plane)")
+
+		child      = fs.String("child", "", "internal: measure `reader|informer` in this process")
+		kubeconfig = fs.String("kubeconfig", "", "internal: the child's kubeconfig")
+		content    = fs.String("content", ContentDefault, "internal: the child's content type")
+		strip      = fs.Bool("strip", false, "internal: the informer child strips managedFields")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: bench [flags]\n\nCompares watchlist.Reader with a client-go informer on a local control plane\n(KUBEBUILDER_ASSETS names kube-apiserver and etcd). Flags:\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			if hiddenFlags[f.Name] {
+				return
+			}
+			name, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(stderr, "  -%s\n    \t%s (default %q)\n", strings.TrimSpace(f.Name+" "+name), usage, f.DefValue)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if *child != "" {
+		cfg := childConfig{mode: *child, kubeconfig: *kubeconfig, content: *content, resync: *resync, strip: *strip,
+			cpuProfile: *cpuProf, memProfile: *memProf}
+		if err := runChild(ctx, cfg, os.Stdin, stdout); err != nil {
+			fmt.Fprintf(stderr, "bench child: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+
+	if *report != "" {
+		if err := rerender(*report, *out, stdout); err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+
+	cfg := Config{Rate: *rate, Churn: time.Duration(*churn * float64(time.Second)), Out: *out, CPUProfile: *cpuProf,
+		MemProfile: *memProf, ReaderJSON: *jsonRd, InformerJSON: *jsonInf, Strip: *stripInf, Workers: *workers, Resync: *resync}
+	var err error
+	if cfg.Ns, err = parseInts(*ns); err != nil {
+		fmt.Fprintf(stderr, "bench: -n: %v\n", err)
+		return 2
+	}
+	if cfg.Runs, err = parseInts(*runs); err != nil || (len(cfg.Runs) != 1 && len(cfg.Runs) != len(cfg.Ns)) {
+		fmt.Fprintf(stderr, "bench: -runs: want one count or one per N (%v)\n", err)
+		return 2
+	}
+	if cfg.Rate <= 0 || cfg.Churn <= 0 || cfg.Workers < 1 || cfg.Resync < time.Second {
+		fmt.Fprintln(stderr, "bench: -rate and -churn must be positive, -workers at least 1, -resync at least 1s")
+		return 2
+	}
+	if err := Run(ctx, cfg, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// parseInts parses "1000,10000" into positive integers; a single value is allowed.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", f, err)
+		}
+		if v < 1 {
+			return nil, fmt.Errorf("%q: must be positive", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// variant is one kind of child run.
+type variant struct {
+	name    string
+	mode    string
+	content string
+	strip   bool
+}
+
+// variants returns the variants in the order they alternate: the reader and the informer as they
+// come (both on protobuf), then those asked for: the reader on JSON, the informer on JSON, the
+// informer that drops managedFields.
+func variants(readerJSON, informerJSON, strip bool) []variant {
+	vs := []variant{{VariantReader, ModeReader, ContentDefault, false}, {VariantInformer, ModeInformer, ContentDefault, false}}
+	if readerJSON {
+		vs = append(vs, variant{VariantReaderJSON, ModeReader, ContentJSON, false})
+	}
+	if informerJSON {
+		vs = append(vs, variant{VariantInformerJSON, ModeInformer, ContentJSON, false})
+	}
+	if strip {
+		vs = append(vs, variant{VariantInformerStripped, ModeInformer, ContentDefault, true})
+	}
+	return vs
+}
+
+// Run starts a control plane, measures every N and writes the results: the table and the targets
+// on stdout, and results.md, results.csv, heap.svg and runs.jsonl into cfg.Out.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) {
+	ns := slices.Clone(cfg.Ns)
+	runs := cfg.Runs
+	if len(runs) == 1 {
+		runs = slices.Repeat(runs, len(ns))
+	}
+	if !slices.IsSorted(ns) {
+		return errors.New("-n must be increasing: objects are only ever added")
+	}
+	for _, dir := range []string{cfg.Out, filepath.Dir(cfg.CPUProfile), filepath.Dir(cfg.MemProfile)} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	rawFile, err := os.Create(filepath.Join(cfg.Out, "runs.jsonl"))
+	if err != nil {
+		return fmt.Errorf("create runs.jsonl: %w", err)
+	}
+	defer func() {
+		if cerr := rawFile.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close runs.jsonl: %w", cerr)
+		}
+	}()
+
+	fmt.Fprintf(stderr, "bench: starting etcd and kube-apiserver from %s=%s\n", testenv.AssetsEnv, os.Getenv(testenv.AssetsEnv))
+	plane, err := testenv.Start(testenv.Options{APIServerFlags: map[string]string{
+		"max-requests-inflight":          "1000",
+		"max-mutating-requests-inflight": "500",
+	}})
+	if err != nil {
+		return fmt.Errorf("start control plane: %w", err)
+	}
+	defer func() {
+		if serr := plane.Stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	tmp, err := os.MkdirTemp("", "watchlist-bench-")
+	if err != nil {
+		return fmt.Errorf("temp dir: %w", err)
+	}
+	defer func() {
+		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
+			err = fmt.Errorf("remove %s: %w", tmp, rerr)
+		}
+	}()
+	kubeconfig := filepath.Join(tmp, "kubeconfig")
+	if err := writeKubeconfig(plane.Config, kubeconfig); err != nil {
+		return err
+	}
+	writerCfg := rest.CopyConfig(plane.Config)
+	writerCfg.QPS, writerCfg.Burst = -1, 0
+	cs, err := kubernetes.NewForConfig(writerCfg)
+	if err != nil {
+		return fmt.Errorf("build clientset: %w", err)
+	}
+
+	started := time.Now()
+	var results []Result
+	var pop population
+	ch := &churner{cs: cs, workers: cfg.Workers}
+	enc := json.NewEncoder(rawFile)
+	for i, n := range ns {
+		fmt.Fprintf(stderr, "bench: N=%d: creating objects (%d workers)\n", n, cfg.Workers)
+		if pop, err = populate(ctx, cs, pop, n, cfg.Workers, stderr); err != nil {
+			return err
+		}
+		ch.pods = n
+		if d, err := describePod(ctx, cs, n-1); err == nil { // the newest pod: not churned yet
+			fmt.Fprintf(stderr, "bench: %s\n", d)
+		} else {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+		}
+		if d, err := describePod(ctx, cs, 0); err == nil && n > ns[0] { // churned by earlier runs
+			fmt.Fprintf(stderr, "bench: churned: %s\n", d)
+		}
+		for run := 1; run <= runs[i]; run++ {
+			for _, v := range variants(cfg.ReaderJSON, cfg.InformerJSON, cfg.Strip) {
+				res, err := measureOne(ctx, cfg, v, n, run, kubeconfig, ch, stderr)
+				if err != nil {
+					return fmt.Errorf("N=%d run %d %s: %w", n, run, v.name, err)
+				}
+				results = append(results, res)
+				if err := enc.Encode(res); err != nil {
+					return fmt.Errorf("write runs.jsonl: %w", err)
+				}
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "bench: measured in %s\n", time.Since(started).Round(time.Second))
+	return writeReport(Summarize(results), cfg.Out, stdout)
+}
+
+// rerender reads the results of an earlier run from runsFile and writes the report into out.
+func rerender(runsFile, out string, stdout io.Writer) error {
+	f, err := os.Open(runsFile)
+	if err != nil {
+		return fmt.Errorf("open runs: %w", err)
+	}
+	defer f.Close()
+	results, err := readResults(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", runsFile, err)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", out, err)
+	}
+	return writeReport(Summarize(results), out, stdout)
+}
+
+// readResults decodes one Result per line.
+func readResults(r io.Reader) ([]Result, error) {
+	var results []Result
+	dec := json.NewDecoder(r)
+	for {
+		var res Result
+		err := dec.Decode(&res)
+		if errors.Is(err, io.EOF) {
+			return results, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("result %d: %w", len(results)+1, err)
+		}
+		results = append(results, res)
+	}
+}
+
+// writeReport prints the table and targets and writes them to out.
+func writeReport(t Table, out string, stdout io.Writer) error {
+	var md strings.Builder
+	if err := t.Markdown(&md); err != nil {
+		return err
+	}
+	md.WriteString("\nTargets:\n\n")
+	if err := WriteTargets(&md, t.Targets()); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(stdout, md.String()); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	files := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{"results.md", func(w io.Writer) error { _, err := io.WriteString(w, md.String()); return err }},
+		{"results.csv", t.CSV},
+		{"heap.svg", t.SVG},
+	}
+	for _, f := range files {
+		if err := writeFile(filepath.Join(out, f.name), f.write); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFile creates path and fills it with write.
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := write(f); err != nil {
+		return errors.Join(fmt.Errorf("write %s: %w", path, err), f.Close())
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	return nil
+}
+
+// measureOne runs one child of variant v and drives it through its phases.
+func measureOne(ctx context.Context, cfg Config, v variant, n, run int, kubeconfig string, ch *churner, stderr io.Writer) (res Result, err error) {
+	args := []string{"-child", v.mode, "-content", v.content, "-kubeconfig", kubeconfig, "-resync", cfg.Resync.String(),
+		"-strip=" + strconv.FormatBool(v.strip)}
+	if cfg.CPUProfile != "" {
+		args = append(args, "-cpuprofile", profilePath(cfg.CPUProfile, v.name, n, run))
+	}
+	if cfg.MemProfile != "" {
+		args = append(args, "-memprofile", profilePath(cfg.MemProfile, v.name, n, run))
+	}
+	// Let the apiserver settle after the previous child or the object creation.
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	c, err := startChild(args, stderr)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if ferr := c.finish(err != nil, 30*time.Second); ferr != nil && err == nil {
+			err = ferr
+		}
+	}()
+	tag := fmt.Sprintf("bench: N=%d run %d %-17s", n, run, v.name)
+
+	if _, err := c.await(ctx, phaseSynced, syncTimeout+time.Minute); err != nil {
+		return res, err
+	}
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(time.Second):
+	}
+	expected := int(cfg.Rate * cfg.Churn.Seconds())
+	if err := c.send(fmt.Sprintf("%s %d %d", cmdChurn, time.Now().UnixNano(), expected)); err != nil {
+		return res, err
+	}
+	if _, err := c.await(ctx, phaseChurning, time.Minute); err != nil {
+		return res, err
+	}
+	st := ch.run(ctx, cfg.Rate, cfg.Churn)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	if st.failed > 0 {
+		fmt.Fprintf(stderr, "%s: %d of %d changes failed, first: %v\n", tag, st.failed, st.failed+st.written, st.firstErr)
+	}
+	if err := c.send(fmt.Sprintf("%s %d", cmdChurned, st.written)); err != nil {
+		return res, err
+	}
+	if _, err := c.await(ctx, phaseChurned, churnSeenWait+time.Minute); err != nil {
+		return res, err
+	}
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(time.Second):
+	}
+	if err := c.send(cmdRelist); err != nil {
+		return res, err
+	}
+	m, err := c.await(ctx, phaseDone, relistTimeout+time.Minute)
+	if err != nil {
+		return res, err
+	}
+	res = *m.Result
+	res.Variant, res.N, res.Run = v.name, n, run
+	res.ChurnRate = float64(st.written) / st.elapsed.Seconds()
+	fmt.Fprintf(stderr, "%s: %d objects synced in %.2f s, heap %.1f MiB (peak %.1f); churn %.0f/s seen %d/%d lag p50 %.1f p99 %.1f ms, %.3f CPU s/1000; relist %d entries in %.2f s\n",
+		tag, res.Objects, res.SyncSeconds, float64(res.HeapSynced)/mib, float64(res.HeapPeakSync)/mib,
+		res.ChurnRate, res.ChurnSeen, res.ChurnWritten, res.LagP50Ms, res.LagP99Ms, res.CPUPer1000(),
+		res.RelistEntries, res.RelistSeconds)
+	return res, nil
+}
+
+// profilePath inserts "-<variant>-n<N>-r<run>" before path's extension.
+func profilePath(path, variant string, n, run int) string {
+	ext := filepath.Ext(path)
+	return fmt.Sprintf("%s-%s-n%d-r%d%s", strings.TrimSuffix(path, ext), variant, n, run, ext)
+}
+
+// writeKubeconfig writes a kubeconfig for cfg (server, CA, client certificate or token) to path.
+func writeKubeconfig(cfg *rest.Config, path string) error {
+	server := cfg.Host
+	if !strings.Contains(server, "://") {
+		server = "https://" + server
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["bench"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["bench"] = &clientcmdapi.AuthInfo{
+		ClientCertificateData: cfg.CertData,
+		ClientKeyData:         cfg.KeyData,
+		Token:                 cfg.BearerToken,
+	}
+	kc.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "bench"}
+	kc.CurrentContext = "bench"
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return nil
+}
