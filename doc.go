@@ -37,7 +37,7 @@
 // after two minutes without a failure).
 //
 // Every request asks for protobuf unless the rest.Config names a content type, as client-go's typed
-// clients do: decoding JSON costs the reader about four times the CPU (BENCHMARKS.md).
+// clients do: decoding JSON costs the reader four to six times the CPU (BENCHMARKS.md).
 //
 // Sends on the output channel block: the consumer sets the pace, and nothing is buffered without
 // bound. WithRelist (or Relist) builds a fresh set of streams beside the current one and swaps it

@@ -9,10 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
 	"github.com/watchlist-go/watchlist/internal/testenv"
 )
 
@@ -123,7 +119,11 @@ func TestKubeconfigReadsThatCluster(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	t.Setenv("KUBECONFIG", writeKubeconfig(t, plane.Config)) // the default of -kubeconfig
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := testenv.WriteKubeconfig(plane.Config, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kubeconfig) // the default of -kubeconfig
 
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
@@ -140,24 +140,4 @@ func TestKubeconfigReadsThatCluster(t *testing.T) {
 	if strings.Contains(stderr.String(), "local control plane") || strings.Contains(stdout.String(), "watchlist-demo") {
 		t.Errorf("run started a local control plane although KUBECONFIG was set")
 	}
-}
-
-// writeKubeconfig writes a kubeconfig for cfg (client-certificate auth, as envtest's admin user
-// has) into a temporary folder and returns its path.
-func writeKubeconfig(t *testing.T, cfg *rest.Config) string {
-	t.Helper()
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{
-		ClientCertificateData: cfg.CertData,
-		ClientKeyData:         cfg.KeyData,
-		Token:                 cfg.BearerToken,
-	}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "envtest"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

@@ -27,8 +27,6 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/watchlist-go/watchlist/internal/testenv"
 )
@@ -231,7 +229,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) 
 		}
 	}()
 	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	if err := writeKubeconfig(plane.Config, kubeconfig); err != nil {
+	if err := testenv.WriteKubeconfig(plane.Config, kubeconfig); err != nil {
 		return err
 	}
 	writerCfg := rest.CopyConfig(plane.Config)
@@ -436,25 +434,4 @@ func measureOne(ctx context.Context, cfg Config, v variant, n, run int, kubeconf
 func profilePath(path, variant string, n, run int) string {
 	ext := filepath.Ext(path)
 	return fmt.Sprintf("%s-%s-n%d-r%d%s", strings.TrimSuffix(path, ext), variant, n, run, ext)
-}
-
-// writeKubeconfig writes a kubeconfig for cfg (server, CA, client certificate or token) to path.
-func writeKubeconfig(cfg *rest.Config, path string) error {
-	server := cfg.Host
-	if !strings.Contains(server, "://") {
-		server = "https://" + server
-	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["bench"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["bench"] = &clientcmdapi.AuthInfo{
-		ClientCertificateData: cfg.CertData,
-		ClientKeyData:         cfg.KeyData,
-		Token:                 cfg.BearerToken,
-	}
-	kc.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "bench"}
-	kc.CurrentContext = "bench"
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		return fmt.Errorf("write kubeconfig: %w", err)
-	}
-	return nil
 }

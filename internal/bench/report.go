@@ -140,9 +140,35 @@ func (t Table) has(get func(Row) float64) bool {
 	return slices.ContainsFunc(t.Rows, func(r Row) bool { return !math.IsNaN(get(r)) })
 }
 
-func rowReaderJSON(r Row) float64   { return r.ReaderJSON }
-func rowInformerJSON(r Row) float64 { return r.InformerJSON }
-func rowStripped(r Row) float64     { return r.Stripped }
+// column is one variant's values in the table and its line in the chart.
+type column struct {
+	name  string
+	color string // in the SVG chart
+	get   func(Row) float64
+}
+
+// columns lists every variant: the reader and the informer, always measured, then the variants
+// shown only where measured.
+func columns() []column {
+	return []column{
+		{"reader", "#1f77b4", func(r Row) float64 { return r.Reader }},
+		{"informer", "#d62728", func(r Row) float64 { return r.Informer }},
+		{"reader, JSON", "#2ca02c", func(r Row) float64 { return r.ReaderJSON }},
+		{"informer, JSON", "#ff7f0e", func(r Row) float64 { return r.InformerJSON }},
+		{"informer, no managedFields", "#9467bd", func(r Row) float64 { return r.Stripped }},
+	}
+}
+
+// extraColumns are the columns after reader, informer and their ratio that t has values for.
+func (t Table) extraColumns() []column {
+	var out []column
+	for _, c := range columns()[2:] {
+		if t.has(c.get) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // format renders v with d decimals and thousands separators, "–" for NaN.
 func format(v float64, d int) string {
@@ -185,28 +211,14 @@ func formatRatio(v float64) string {
 // Markdown writes the table: one row per metric and N, with reader, informer, their ratio and (when
 // measured) the reader and the informer on JSON and the informer without managedFields side by side.
 func (t Table) Markdown(w io.Writer) error {
-	rj, js, st := t.has(rowReaderJSON), t.has(rowInformerJSON), t.has(rowStripped)
+	extra := t.extraColumns()
 	var b strings.Builder
 	b.WriteString("| N pods | metric | reader | informer | reader / informer |")
-	if rj {
-		b.WriteString(" reader, JSON |")
-	}
-	if js {
-		b.WriteString(" informer, JSON |")
-	}
-	if st {
-		b.WriteString(" informer, no managedFields |")
+	for _, c := range extra {
+		b.WriteString(" " + c.name + " |")
 	}
 	b.WriteString("\n|---:|---|---:|---:|---:|")
-	if rj {
-		b.WriteString("---:|")
-	}
-	if js {
-		b.WriteString("---:|")
-	}
-	if st {
-		b.WriteString("---:|")
-	}
+	b.WriteString(strings.Repeat("---:|", len(extra)))
 	b.WriteString("\n")
 	for _, r := range t.Rows {
 		label := r.Metric.Label
@@ -215,14 +227,8 @@ func (t Table) Markdown(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |", format(float64(r.N), 0), label,
 			format(r.Reader, r.Metric.Decimals), format(r.Informer, r.Metric.Decimals), formatRatio(r.Ratio()))
-		if rj {
-			fmt.Fprintf(&b, " %s |", format(r.ReaderJSON, r.Metric.Decimals))
-		}
-		if js {
-			fmt.Fprintf(&b, " %s |", format(r.InformerJSON, r.Metric.Decimals))
-		}
-		if st {
-			fmt.Fprintf(&b, " %s |", format(r.Stripped, r.Metric.Decimals))
+		for _, c := range extra {
+			fmt.Fprintf(&b, " %s |", format(c.get(r), r.Metric.Decimals))
 		}
 		b.WriteString("\n")
 	}

@@ -10,16 +10,13 @@ import (
 
 // Chart geometry, in SVG user units.
 const (
-	chartW, chartH               = 860, 440
-	marginL, marginR             = 70, 270
-	marginT, marginB             = 40, 50
-	plotW                        = chartW - marginL - marginR
-	plotH                        = chartH - marginT - marginB
-	chartFont                    = `font-family="sans-serif" font-size="12"`
-	readerColor, readerJSONColor = "#1f77b4", "#2ca02c"
-	informerColor, gridColor     = "#d62728", "#dddddd"
-	informerJSONColor            = "#ff7f0e"
-	strippedColor                = "#9467bd"
+	chartW, chartH   = 860, 440
+	marginL, marginR = 70, 270
+	marginT, marginB = 40, 50
+	plotW            = chartW - marginL - marginR
+	plotH            = chartH - marginT - marginB
+	chartFont        = `font-family="sans-serif" font-size="12"`
+	gridColor        = "#dddddd"
 )
 
 // series is one line of the chart.
@@ -34,16 +31,7 @@ type series struct {
 // (dashed), for each variant measured. It is plain SVG 1.1, written by hand.
 func (t Table) SVG(w io.Writer) error {
 	var all []series
-	for _, v := range []struct {
-		name, color string
-		get         func(Row) float64
-	}{
-		{"reader", readerColor, func(r Row) float64 { return r.Reader }},
-		{"informer", informerColor, func(r Row) float64 { return r.Informer }},
-		{"reader, JSON", readerJSONColor, rowReaderJSON},
-		{"informer, JSON", informerJSONColor, rowInformerJSON},
-		{"informer, no managedFields", strippedColor, rowStripped},
-	} {
+	for _, v := range columns() {
 		for _, m := range []struct {
 			key, label string
 			dashed     bool

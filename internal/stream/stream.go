@@ -380,7 +380,7 @@ func (s *Stream) listThenResume(ctx context.Context) error {
 // or, when WatchTimeout is 0, when the server's --min-request-timeout says.
 //
 // Requests ask for protobuf unless the user set a content type on the rest.Config, as client-go's
-// typed clients do: every kind in the table is a built-in type, and decoding JSON costs about four
+// typed clients do: every kind in the table is a built-in type, and decoding JSON costs four to six
 // times the CPU (BENCHMARKS.md).
 func (s *Stream) watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
