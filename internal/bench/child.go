@@ -77,8 +77,12 @@ type childConfig struct {
 // subject is what a child measures: a reader or an informer, behind one interface so that the
 // phases are driven the same way.
 type subject interface {
-	// start starts watching and returns once the initial state is complete; objects is its size.
-	start(ctx context.Context) (objects int, err error)
+	// start starts watching and returns once the initial state is complete: the reader's
+	// WaitForSync, the informers' WaitForCacheSync.
+	start(ctx context.Context) error
+	// objects is the size of the initial state, counted once start returned (outside the time to
+	// sync).
+	objects(ctx context.Context) int
 	// relist measures one relist (reader) or one resync pass (informer) on a quiet cluster.
 	relist(ctx context.Context) (relistStats, error)
 	// stop stops everything start started and waits for it.
@@ -157,10 +161,13 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	sampler := startHeapSampler(sampleInterval)
 	start, cpuStart := time.Now(), cpuTime()
 	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
-	res.Objects, err = subj.start(syncCtx)
-	cancel()
+	err = subj.start(syncCtx)
 	res.SyncSeconds = time.Since(start).Seconds()
 	res.SyncCPU = (cpuTime() - cpuStart).Seconds()
+	if err == nil {
+		res.Objects = subj.objects(syncCtx)
+	}
+	cancel()
 	res.HeapPeakSync = sampler.Stop()
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -275,26 +282,29 @@ type readerSubject struct {
 	consumer sync.WaitGroup
 }
 
-func (s *readerSubject) start(ctx context.Context) (int, error) {
+func (s *readerSubject) start(ctx context.Context) error {
 	r, err := watchlist.New(ctx, s.cs, watched)
 	if err != nil {
-		return 0, fmt.Errorf("new reader: %w", err)
+		return fmt.Errorf("new reader: %w", err)
 	}
 	s.r = r
 	s.out = make(chan watchlist.Entry, 256)
 	if err := r.SetOut(ctx, s.out); err != nil {
-		return 0, fmt.Errorf("set out: %w", err)
+		return fmt.Errorf("set out: %w", err)
 	}
 	s.consumer.Go(s.consume)
 	// The streams live until stop, not until ctx (which bounds only the sync).
 	if err := r.Run(context.WithoutCancel(ctx)); err != nil {
-		return 0, fmt.Errorf("run reader: %w", err)
+		return fmt.Errorf("run reader: %w", err)
 	}
 	if err := r.WaitForSync(ctx); err != nil {
-		return 0, fmt.Errorf("wait for sync: %w", err)
+		return fmt.Errorf("wait for sync: %w", err)
 	}
-	return int(s.settle(ctx)), nil
+	return nil
 }
+
+// objects counts the entries once the consumer took every one sent so far.
+func (s *readerSubject) objects(ctx context.Context) int { return int(s.settle(ctx)) }
 
 // consume is the consumer: it looks at each entry (a pod update's annotations for the lag) and
 // keeps nothing.
@@ -364,7 +374,7 @@ type informerSubject struct {
 	stopCh    chan struct{}
 }
 
-func (s *informerSubject) start(ctx context.Context) (int, error) {
+func (s *informerSubject) start(ctx context.Context) error {
 	// The factory's resync period only sets how often resyncs are checked; the handlers below ask
 	// for none, so resyncs happen only once relist adds a handler that wants them.
 	var opts []informers.SharedInformerOption
@@ -392,21 +402,26 @@ func (s *informerSubject) start(ctx context.Context) (int, error) {
 			}
 		}
 		if _, err := inf.AddEventHandlerWithResyncPeriod(h, 0); err != nil {
-			return 0, fmt.Errorf("add event handler: %w", err)
+			return fmt.Errorf("add event handler: %w", err)
 		}
 	}
 	s.stopCh = make(chan struct{})
 	f.Start(s.stopCh)
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
-			return 0, fmt.Errorf("wait for cache sync of %v: %w", typ, context.Cause(ctx))
+			return fmt.Errorf("wait for cache sync of %v: %w", typ, context.Cause(ctx))
 		}
 	}
+	return nil
+}
+
+// objects counts the objects in the informers' stores.
+func (s *informerSubject) objects(context.Context) int {
 	n := 0
 	for _, inf := range s.informers {
 		n += len(inf.GetStore().ListKeys())
 	}
-	return n, nil
+	return n
 }
 
 // stripManagedFields is an informer transform that drops metadata.managedFields, which a consumer
