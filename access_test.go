@@ -9,15 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr/funcr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	"github.com/watchlist-go/watchlist/internal/stream"
-	"github.com/watchlist-go/watchlist/internal/testenv"
-	"github.com/watchlist-go/watchlist/reader"
 )
 
 // runErr makes a reader through cfg and returns Run's error and how long Run took.
@@ -96,48 +91,6 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// TestFallbackWhenWatchListIsOff: on a second control plane with the WatchList feature off (and
-// ingresses not served), the reader falls back to LIST + WATCH, says so once per stream,
-// and still delivers the state and every change; a kind the server does not serve fails Run.
-func TestFallbackWhenWatchListIsOff(t *testing.T) {
-	old, err := testenv.Start(testenv.Options{APIServerFlags: map[string]string{
-		"feature-gates":  "WatchList=false",
-		"runtime-config": "networking.k8s.io/v1/ingresses=false",
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = old.Stop() })
-
-	t.Run("LIST + WATCH", func(t *testing.T) {
-		ns := newNamespace(t, old.Clientset, "fallback")
-		for _, name := range []string{"a", "b", "c"} {
-			mustCreate(t, old.Clientset, reader.OTPod, ns, name)
-		}
-		var logs syncBuffer
-		typ := RTPod | RTService | RTNamespace
-		rr := startReader(t, old.Config, typ, WithLogger(funcr.New(logs.line, funcr.Options{})))
-		ch := churn(t, old.Clientset, ns, 11, 10*time.Millisecond, reader.OTPod, reader.OTService)
-		time.Sleep(3 * time.Second)
-		writes := ch.stop()
-		rr.c.assertConverged(t, old.Clientset, typ, 20*time.Second)
-		if got := strings.Count(logs.String(), "falling back to LIST + WATCH"); got != 3 {
-			t.Errorf("%d fallback messages, want one per stream (3):\n%s", got, logs.String())
-		}
-		if n := rr.r.stats.restartCount(stream.ReasonFallback); n != 3 {
-			t.Errorf("%d fallback restarts, want 3", n)
-		}
-		t.Logf("fallback: %d writes, %d entries checked", writes, rr.c.total())
-	})
-
-	t.Run("not served", func(t *testing.T) {
-		err, _ := runErr(t, old.Config, RTIngressController)
-		if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "ingresses") {
-			t.Fatalf("Run = %v, want NotFound naming ingresses", err)
-		}
-	})
 }
 
 // TestRunContextEndsReader: cancelling Run's context stops the reader as Close does.

@@ -3,10 +3,13 @@ package watchlist
 import (
 	"context"
 	"fmt"
-	"github.com/go-logr/logr"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/watchlist-go/watchlist/reader"
@@ -131,4 +134,48 @@ func TestRelistThatCannotComplete(t *testing.T) {
 	if err := rr.r.Relist(ctx); err != nil {
 		t.Fatalf("Relist once the server is back: %v", err)
 	}
+}
+
+// TestRelistForbidden: a relist by a user whose rights were taken away fails with Forbidden naming
+// the resource, the current set keeps running, and once the rights are back the reader converges and
+// relists again.
+func TestRelistForbidden(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const name = "watchlist-relist-revoked"
+	typ := RTPod | RTService
+	rr := startReader(t, userWithRole(t, name, readerRole(t)), typ)
+	bindings := plane.Clientset.RbacV1().ClusterRoleBindings()
+	binding, err := bindings.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bindings.Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The apiserver's authorizer sees the delete a moment later: relist until it is refused.
+	var relistErr error
+	waitFor(t, 20*time.Second, "a refused relist", func() bool {
+		relistErr = rr.r.Relist(ctx)
+		return relistErr != nil
+	})
+	if !apierrors.IsForbidden(relistErr) || !strings.Contains(relistErr.Error(), "relist") {
+		t.Fatalf("Relist = %v, want a relist error wrapping Forbidden", relistErr)
+	}
+	if now, most, _ := rr.r.stats.setCounts(); now != 1 || most > 2 {
+		t.Errorf("sets now %d (want 1), at most %d (want <= 2)", now, most)
+	}
+
+	binding.ResourceVersion = ""
+	if _, err := bindings.Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNamespace(t, plane.Clientset, "relist-forbidden")
+	ch := churn(t, plane.Clientset, ns, 5, 10*time.Millisecond, reader.OTPod, reader.OTService)
+	time.Sleep(2 * time.Second)
+	writes := ch.stop()
+	rr.c.assertConverged(t, plane.Clientset, typ, 30*time.Second)
+	waitFor(t, 20*time.Second, "a relist once the rights are back", func() bool { return rr.r.Relist(ctx) == nil })
+	t.Logf("refused relist: %v; then %d writes, %d entries checked", relistErr, writes, rr.c.total())
 }
