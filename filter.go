@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
@@ -15,7 +16,7 @@ import (
 // filter remembers, for every object delivered and not yet deleted, its identity and the last
 // resourceVersion delivered: nothing of the object itself. It decides which events become entries
 // (a new identity, a newer version, a delete) and finds the identities a complete state no longer
-// holds. It is not safe for concurrent use: output guards it.
+// holds. It is not safe for concurrent use: output guards it, except for the epoch.
 //
 // Gaps are found with epochs. Every request for a complete state (WatchList or LIST) begins a new
 // epoch, and every event stamps its identity with the current epoch, delivered or not. When that
@@ -25,7 +26,9 @@ type filter struct {
 	objects map[uidKey]record
 	// oddUIDs keeps the few UIDs that are not canonical UUIDs, by the key derived from them.
 	oddUIDs map[uidKey]types.UID
-	epoch   uint32
+	// epoch may be advanced without output's lock (beginSync), so that a stream can begin a complete
+	// state while another waits under that lock for the consumer.
+	epoch atomic.Uint32
 	// overlap: two sets of streams run (a relist); a delete leaves a tombstone so that the set that
 	// lags behind cannot bring the object back.
 	overlap bool
@@ -113,17 +116,16 @@ func (f *filter) uidOf(k uidKey) types.UID {
 	return types.UID(formatUUID(k))
 }
 
-// beginSync starts an epoch for a complete state of some kind.
+// beginSync starts an epoch for a complete state of some kind. It is safe for concurrent use.
 func (f *filter) beginSync() uint32 {
-	f.epoch++
-	return f.epoch
+	return f.epoch.Add(1)
 }
 
 // decide stamps the identity and returns the entry an event becomes, or CTUnknown to drop it.
 func (f *filter) decide(k uidKey, t watch.EventType, rv version) reader.ChangeType {
 	rec, known := f.objects[k]
 	if known {
-		rec.mark = f.epoch
+		rec.mark = f.epoch.Load()
 		f.objects[k] = rec
 	}
 	switch {
@@ -146,7 +148,7 @@ func (f *filter) decide(k uidKey, t watch.EventType, rv version) reader.ChangeTy
 func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct reader.ChangeType, namespace, name string, rv version) {
 	switch ct {
 	case reader.CTAdd:
-		f.objects[k] = record{name: namespace + "/" + name, rv: rv, mark: f.epoch, kind: kind}
+		f.objects[k] = record{name: namespace + "/" + name, rv: rv, mark: f.epoch.Load(), kind: kind}
 		f.live[kind]++
 		if _, canonical := keyOf(uid); !canonical {
 			if f.oddUIDs == nil {
@@ -156,7 +158,7 @@ func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct read
 		}
 	case reader.CTUpdate:
 		rec := f.objects[k]
-		rec.rv, rec.mark = rv, f.epoch
+		rec.rv, rec.mark = rv, f.epoch.Load()
 		f.objects[k] = rec
 	case reader.CTDelete:
 		f.remove(k, rv)

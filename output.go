@@ -123,9 +123,9 @@ type setSink struct {
 	set *streamSet
 }
 
+// BeginSync takes no lock: a stream begins a complete state before it opens, and must be able to
+// open while another stream waits on a send that the consumer takes only once Run returned.
 func (s setSink) BeginSync(reader.ObjectType) uint32 {
-	s.o.mu.Lock()
-	defer s.o.mu.Unlock()
 	return s.o.filter.beginSync()
 }
 
