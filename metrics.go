@@ -43,7 +43,6 @@ var (
 	descObjects     = prometheus.NewDesc("watchlist_objects", "Objects tracked by the filter, by kind.", []string{"kind"}, nil)
 	descLastEvent   = prometheus.NewDesc("watchlist_last_event_timestamp_seconds", "Unix time of the kind's last event.", []string{"kind"}, nil)
 	descRelists     = prometheus.NewDesc("watchlist_relists_total", "Relists completed.", nil, nil)
-	descRelistTime  = prometheus.NewDesc("watchlist_relist_duration_seconds", "How long relists took, from start to swap.", nil, nil)
 )
 
 // metrics exports a reader's stats when scraped; it keeps no state of its own.
@@ -51,9 +50,10 @@ type metrics struct{ r *Reader }
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEntries, descDropped, descSynthesized, descStarts, descFallback, descObjects, descLastEvent, descRelists, descRelistTime} {
+	for _, d := range []*prometheus.Desc{descEntries, descDropped, descSynthesized, descStarts, descFallback, descObjects, descLastEvent, descRelists} {
 		ch <- d
 	}
+	m.r.stats.relistTime.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -99,13 +99,5 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	counter(descRelists, s.relists)
-	buckets := make(map[float64]uint64, len(s.relistTime.bounds))
-	var cumulative uint64
-	for i, b := range s.relistTime.bounds {
-		if s.relistTime.counts != nil {
-			cumulative += s.relistTime.counts[i]
-		}
-		buckets[b] = cumulative
-	}
-	ch <- prometheus.MustNewConstHistogram(descRelistTime, s.relistTime.total, s.relistTime.sum, buckets)
+	s.relistTime.Collect(ch)
 }

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/internal/stream"
 	"github.com/watchlist-go/watchlist/reader"
@@ -22,29 +24,8 @@ type stats struct {
 	maxSets     int // the most that ever ran at once
 	lastEvent   map[reader.ObjectType]time.Time
 	fallback    map[reader.ObjectType]bool
-	relistTime  histogram
-}
-
-// histogram counts durations in fixed buckets, for the relist duration metric.
-type histogram struct {
-	bounds []float64 // upper bounds, seconds
-	counts []uint64  // per bucket, not cumulative
-	sum    float64
-	total  uint64
-}
-
-func (h *histogram) observe(seconds float64) {
-	if h.counts == nil {
-		h.counts = make([]uint64, len(h.bounds))
-	}
-	for i, b := range h.bounds {
-		if seconds <= b {
-			h.counts[i]++
-			break
-		}
-	}
-	h.sum += seconds
-	h.total++
+	// relistTime is not registered anywhere: WithMetrics's collector exports it.
+	relistTime prometheus.Histogram
 }
 
 type restartKey struct {
@@ -65,7 +46,11 @@ func newStats() *stats {
 		synthesized: make(map[reader.ObjectType]int),
 		lastEvent:   make(map[reader.ObjectType]time.Time),
 		fallback:    make(map[reader.ObjectType]bool),
-		relistTime:  histogram{bounds: []float64{0.1, 0.5, 1, 5, 10, 30, 60, 300, 600}},
+		relistTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "watchlist_relist_duration_seconds",
+			Help:    "How long relists took, from start to swap.",
+			Buckets: []float64{0.1, 0.5, 1, 5, 10, 30, 60, 300, 600},
+		}),
 	}
 }
 
@@ -103,7 +88,7 @@ func (s *stats) relisted(took time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.relists++
-	s.relistTime.observe(took.Seconds())
+	s.relistTime.Observe(took.Seconds())
 }
 
 // restartCount returns how often streams restarted for reason, over every kind.
