@@ -16,7 +16,8 @@ import (
 // filter remembers, for every object delivered and not yet deleted, its identity and the last
 // resourceVersion delivered: nothing of the object itself. It decides which events become entries
 // (a new identity, a newer version, a delete) and finds the identities a complete state no longer
-// holds. It is not safe for concurrent use: output guards it, except for the epoch.
+// holds. It is not safe for concurrent use: output guards it, except for the epoch and the live
+// counts.
 //
 // Gaps are found with epochs. Every request for a complete state (WatchList or LIST) begins a new
 // epoch, and every event stamps its identity with the current epoch, delivered or not. When that
@@ -33,7 +34,9 @@ type filter struct {
 	// lags behind cannot bring the object back.
 	overlap bool
 	tombs   []tomb
-	live    [numObjectTypes]int
+	// live counts the live identities of each kind; read without output's lock (by a metrics
+	// scrape, which must not wait for the consumer).
+	live [numObjectTypes]atomic.Int64
 }
 
 // numObjectTypes bounds reader.ObjectType values.
@@ -149,7 +152,7 @@ func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct read
 	switch ct {
 	case reader.CTAdd:
 		f.objects[k] = record{name: namespace + "/" + name, rv: rv, mark: f.epoch.Load(), kind: kind}
-		f.live[kind]++
+		f.live[kind].Add(1)
 		if _, canonical := keyOf(uid); !canonical {
 			if f.oddUIDs == nil {
 				f.oddUIDs = make(map[uidKey]types.UID)
@@ -168,7 +171,7 @@ func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct read
 // remove forgets a deleted identity, or during an overlap turns it into a tombstone at rv.
 func (f *filter) remove(k uidKey, rv version) {
 	rec := f.objects[k]
-	f.live[rec.kind]--
+	f.live[rec.kind].Add(-1)
 	if !f.overlap {
 		delete(f.objects, k)
 		delete(f.oddUIDs, k)

@@ -130,3 +130,46 @@ func TestLogLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestScrapeWhileTheConsumerWaits: a scrape returns while a stream waits on a send that nobody
+// takes, and reports the objects delivered so far.
+func TestScrapeWhileTheConsumerWaits(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, err := New(context.Background(), plane.Clientset, RTNamespace, WithMetrics(reg), withTiming(fastTiming()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan Entry) // unbuffered, and not read until the scrape returned
+	if err := r.SetOut(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		go func() {
+			for range out {
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := r.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-out // one namespace delivered; the stream now waits on the next send
+	time.Sleep(100 * time.Millisecond)
+	gathered := make(chan error, 1)
+	go func() { _, err := reg.Gather(); gathered <- err }()
+	select {
+	case err := <-gathered:
+		if err != nil {
+			t.Errorf("Gather: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a scrape waited 10 s for the consumer")
+	}
+	if v, ok := metricValue(t, reg, "watchlist_objects", map[string]string{"kind": "Namespace"}); !ok || v != 1 {
+		t.Errorf("watchlist_objects{kind=Namespace} = %v (found %v), want 1", v, ok)
+	}
+}

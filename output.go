@@ -104,14 +104,12 @@ func splitName(s string) (namespace, name string) {
 	return "", s
 }
 
-// live returns how many objects of each kind the filter tracks.
+// live returns how many objects of each kind the filter tracks. It takes no lock.
 func (o *output) live() map[reader.ObjectType]int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	m := make(map[reader.ObjectType]int)
-	for kind, n := range o.filter.live {
-		if n > 0 {
-			m[reader.ObjectType(kind)] = n
+	for kind := range o.filter.live {
+		if n := o.filter.live[kind].Load(); n > 0 {
+			m[reader.ObjectType(kind)] = int(n)
 		}
 	}
 	return m
