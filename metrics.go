@@ -27,9 +27,7 @@ func WithMetrics(reg prometheus.Registerer) Option {
 		if reg == nil {
 			return fmt.Errorf("WithMetrics: nil registerer")
 		}
-		if err := reg.Register(&metrics{r: r}); err != nil {
-			return fmt.Errorf("WithMetrics: %w", err)
-		}
+		r.registry = reg // registered by New once every option is valid
 		return nil
 	}
 }
@@ -44,6 +42,17 @@ var (
 	descLastEvent   = prometheus.NewDesc("watchlist_last_event_timestamp_seconds", "Unix time of the kind's last event.", []string{"kind"}, nil)
 	descRelists     = prometheus.NewDesc("watchlist_relists_total", "Relists completed.", nil, nil)
 )
+
+// register registers the reader's collector with the registry WithMetrics named, if any.
+func (r *Reader) register() error {
+	if r.registry == nil {
+		return nil
+	}
+	if err := r.registry.Register(&metrics{r: r}); err != nil {
+		return fmt.Errorf("WithMetrics: %w", err)
+	}
+	return nil
+}
 
 // metrics exports a reader's stats when scraped; it keeps no state of its own.
 type metrics struct{ r *Reader }

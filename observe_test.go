@@ -93,6 +93,13 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	if _, err := New(context.Background(), plane.Clientset, RTPod, WithMetrics(reg)); err == nil {
 		t.Error("a second reader registered with the same registry")
 	}
+	other := prometheus.NewRegistry()
+	if _, err := New(context.Background(), plane.Clientset, RTPod, WithMetrics(other), WithFilterSize(-1)); err == nil {
+		t.Fatal("New accepted WithFilterSize(-1)")
+	}
+	if _, err := New(context.Background(), plane.Clientset, RTPod, WithMetrics(other)); err != nil {
+		t.Errorf("a failed New left its collector registered: %v", err)
+	}
 	families, err := prometheus.DefaultGatherer.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
@@ -59,6 +60,7 @@ type Reader struct {
 	timing      stream.Timing
 	relistLimit time.Duration // how long a relist may take before it is abandoned and retried
 	stats       *stats
+	registry    prometheus.Registerer // WithMetrics's, registered once New validated every option
 
 	mu       sync.Mutex
 	out      chan Entry
@@ -115,6 +117,9 @@ func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes Ret
 		if err := opt(r); err != nil {
 			return nil, fmt.Errorf("watchlist: %w", err)
 		}
+	}
+	if err := r.register(); err != nil {
+		return nil, fmt.Errorf("watchlist: %w", err)
 	}
 	return r, nil
 }
