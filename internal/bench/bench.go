@@ -124,12 +124,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: -n: %v\n", err)
 		return 2
 	}
-	if cfg.Runs, err = parseInts(*runs); err != nil || (len(cfg.Runs) != 1 && len(cfg.Runs) != len(cfg.Ns)) {
-		fmt.Fprintf(stderr, "bench: -runs: want one count or one per N (%v)\n", err)
+	if cfg.Runs, err = parseInts(*runs); err != nil {
+		fmt.Fprintf(stderr, "bench: -runs: %v\n", err)
 		return 2
 	}
-	if cfg.Rate <= 0 || cfg.Churn <= 0 || cfg.Workers < 1 || cfg.Resync < time.Second {
-		fmt.Fprintln(stderr, "bench: -rate and -churn must be positive, -workers at least 1, -resync at least 1s")
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 2
 	}
 	if err := Run(ctx, cfg, stdout, stderr); err != nil {
@@ -153,6 +153,23 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// validate reports a Config that Run cannot measure.
+func (c Config) validate() error {
+	switch {
+	case len(c.Ns) == 0:
+		return errors.New("-n: no pod count")
+	case !slices.IsSorted(c.Ns):
+		return errors.New("-n must be increasing: objects are only ever added")
+	case len(c.Runs) != 1 && len(c.Runs) != len(c.Ns):
+		return fmt.Errorf("-runs: want one count or one per N, got %d for %d N", len(c.Runs), len(c.Ns))
+	case slices.ContainsFunc(c.Runs, func(r int) bool { return r < 1 }):
+		return errors.New("-runs: counts must be positive")
+	case c.Rate <= 0 || c.Churn <= 0 || c.Workers < 1 || c.Resync < time.Second:
+		return errors.New("-rate and -churn must be positive, -workers at least 1, -resync at least 1s")
+	}
+	return nil
 }
 
 // variant is one kind of child run.
@@ -183,13 +200,12 @@ func variants(readerJSON, informerJSON, strip bool) []variant {
 // Run starts a control plane, measures every N and writes the results: the table and the targets
 // on stdout, and results.md, results.csv, heap.svg and runs.jsonl into cfg.Out.
 func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) {
-	ns := slices.Clone(cfg.Ns)
-	runs := cfg.Runs
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	ns, runs := cfg.Ns, cfg.Runs
 	if len(runs) == 1 {
 		runs = slices.Repeat(runs, len(ns))
-	}
-	if !slices.IsSorted(ns) {
-		return errors.New("-n must be increasing: objects are only ever added")
 	}
 	for _, dir := range []string{cfg.Out, filepath.Dir(cfg.CPUProfile), filepath.Dir(cfg.MemProfile)} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -244,6 +260,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) 
 	var pop population
 	ch := &churner{cs: cs, workers: cfg.Workers}
 	enc := json.NewEncoder(rawFile)
+	vs := variants(cfg.ReaderJSON, cfg.InformerJSON, cfg.Strip)
 	for i, n := range ns {
 		fmt.Fprintf(stderr, "bench: N=%d: creating objects (%d workers)\n", n, cfg.Workers)
 		if pop, err = populate(ctx, cs, pop, n, cfg.Workers, stderr); err != nil {
@@ -255,11 +272,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) 
 		} else {
 			fmt.Fprintf(stderr, "bench: %v\n", err)
 		}
-		if d, err := describePod(ctx, cs, 0); err == nil && n > ns[0] { // churned by earlier runs
-			fmt.Fprintf(stderr, "bench: churned: %s\n", d)
+		if i > 0 { // pod 0 was churned by earlier runs
+			if d, err := describePod(ctx, cs, 0); err == nil {
+				fmt.Fprintf(stderr, "bench: churned: %s\n", d)
+			}
 		}
 		for run := 1; run <= runs[i]; run++ {
-			for _, v := range variants(cfg.ReaderJSON, cfg.InformerJSON, cfg.Strip) {
+			for _, v := range vs {
 				res, err := measureOne(ctx, cfg, v, n, run, kubeconfig, ch, stderr)
 				if err != nil {
 					return fmt.Errorf("N=%d run %d %s: %w", n, run, v.name, err)

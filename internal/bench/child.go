@@ -164,11 +164,11 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	err = subj.start(syncCtx)
 	res.SyncSeconds = time.Since(start).Seconds()
 	res.SyncCPU = (cpuTime() - cpuStart).Seconds()
+	res.HeapPeakSync = sampler.Stop()
 	if err == nil {
 		res.Objects = subj.objects(syncCtx)
 	}
 	cancel()
-	res.HeapPeakSync = sampler.Stop()
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -208,6 +208,9 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	res.ChurnCPUSeconds = (cpuTime() - cpu0).Seconds()
 	sorted := lags.stop()
 	res.ChurnSeen = len(sorted)
+	if res.ChurnSeen == 0 {
+		return res, fmt.Errorf("saw none of the %d changes written within %s", res.ChurnWritten, churnSeenWait)
+	}
 	res.LagP50Ms = PercentileSorted(sorted, 50)
 	res.LagP99Ms = PercentileSorted(sorted, 99)
 	res.LagMaxMs = PercentileSorted(sorted, 100)
@@ -371,6 +374,7 @@ type informerSubject struct {
 
 	factory   informers.SharedInformerFactory
 	informers []cache.SharedIndexInformer
+	counts    []int // objects in each informer's store once synced (objects)
 	stopCh    chan struct{}
 }
 
@@ -407,19 +411,16 @@ func (s *informerSubject) start(ctx context.Context) error {
 	}
 	s.stopCh = make(chan struct{})
 	f.Start(s.stopCh)
-	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("wait for cache sync of %v: %w", typ, context.Cause(ctx))
-		}
-	}
-	return nil
+	return f.WaitForCacheSyncWithContext(ctx).AsError()
 }
 
-// objects counts the objects in the informers' stores.
+// objects counts the objects in the informers' stores, and keeps each informer's count for relist.
 func (s *informerSubject) objects(context.Context) int {
+	s.counts = make([]int, len(s.informers))
 	n := 0
-	for _, inf := range s.informers {
-		n += len(inf.GetStore().ListKeys())
+	for i, inf := range s.informers {
+		s.counts[i] = len(inf.GetStore().ListKeys())
+		n += s.counts[i]
 	}
 	return n
 }
@@ -461,14 +462,8 @@ func (c *resyncCounter) result() (count int, first, last time.Time, cpu0 time.Du
 	return c.count, c.first, c.last, c.cpu0
 }
 
-// OnAdd implements cache.ResourceEventHandler.
-func (c *resyncCounter) OnAdd(any, bool) {}
-
-// OnDelete implements cache.ResourceEventHandler.
-func (c *resyncCounter) OnDelete(any) {}
-
-// OnUpdate implements cache.ResourceEventHandler: it counts a resync callback.
-func (c *resyncCounter) OnUpdate(oldObj, newObj any) {
+// onUpdate counts a resync callback.
+func (c *resyncCounter) onUpdate(oldObj, newObj any) {
 	o, err1 := meta.Accessor(oldObj)
 	n, err2 := meta.Accessor(newObj)
 	if err1 != nil || err2 != nil || o.GetResourceVersion() != n.GetResourceVersion() {
@@ -503,43 +498,26 @@ func (s *informerSubject) relist(ctx context.Context) (relistStats, error) {
 	}()
 	for i, inf := range s.informers {
 		counters[i] = &resyncCounter{}
-		reg, err := inf.AddEventHandlerWithResyncPeriod(counters[i], s.resync)
+		reg, err := inf.AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{UpdateFunc: counters[i].onUpdate}, s.resync)
 		if err != nil {
 			return relistStats{}, fmt.Errorf("add resync handler: %w", err)
 		}
 		regs = append(regs, reg)
 	}
+	checkers := make([]cache.DoneChecker, len(regs))
+	for i, reg := range regs {
+		checkers[i] = reg.HasSyncedChecker()
+	}
+	if !cache.WaitFor(ctx, "", checkers...) {
+		return relistStats{}, fmt.Errorf("resync handler's initial adds: %w", context.Cause(ctx))
+	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
-	tick := func() error {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			return nil
-		}
-	}
-	for {
-		synced := true
-		for _, reg := range regs {
-			synced = synced && reg.HasSynced()
-		}
-		if synced {
-			break
-		}
-		if err := tick(); err != nil {
-			return relistStats{}, fmt.Errorf("resync handler's initial adds: %w", err)
-		}
-	}
-	empty := make([]bool, len(s.informers)) // nothing to resync; the cluster is quiet
-	for i, inf := range s.informers {
-		empty[i] = len(inf.GetStore().ListKeys()) == 0
-	}
 	deadline := time.Now().Add(3*s.resync + time.Second)
 	for {
 		done := true
 		for i, c := range counters {
-			if !empty[i] {
+			if s.counts[i] > 0 { // an empty informer has nothing to resync; the cluster is quiet
 				done = c.seal(resyncQuietness) && done
 			}
 		}
@@ -549,8 +527,10 @@ func (s *informerSubject) relist(ctx context.Context) (relistStats, error) {
 		if time.Now().After(deadline) {
 			return relistStats{}, fmt.Errorf("not every informer resynced within %s", 3*s.resync+time.Second)
 		}
-		if err := tick(); err != nil {
-			return relistStats{}, err
+		select {
+		case <-ctx.Done():
+			return relistStats{}, ctx.Err()
+		case <-t.C:
 		}
 	}
 	cpu1 := cpuTime()

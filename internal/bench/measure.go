@@ -100,7 +100,7 @@ func liveHeapBytes() uint64 {
 
 // heapSampler records the peak of heapMetric, sampled every interval until Stop.
 type heapSampler struct {
-	peak atomic.Uint64
+	peak uint64 // written by sample, which never runs on two goroutines at once
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -124,14 +124,9 @@ func startHeapSampler(interval time.Duration) *heapSampler {
 	return s
 }
 
+// sample runs before the sampling goroutine starts, on it, and after it ended.
 func (s *heapSampler) sample() {
-	v := heapBytes()
-	for {
-		old := s.peak.Load()
-		if v <= old || s.peak.CompareAndSwap(old, v) {
-			return
-		}
-	}
+	s.peak = max(s.peak, heapBytes())
 }
 
 // Stop stops sampling, waits for the sampling goroutine and returns the peak.
@@ -139,14 +134,13 @@ func (s *heapSampler) Stop() uint64 {
 	close(s.stop)
 	s.wg.Wait()
 	s.sample()
-	return s.peak.Load()
+	return s.peak
 }
 
 // lagRecorder collects the delivery lags of the changes written during churn: from the time the
 // parent wrote into writtenAtAnnotation to the moment the change reached the consumer.
 type lagRecorder struct {
 	since atomic.Int64 // unix nanos; changes written before are ignored; 0: not recording
-	seen  atomic.Int64
 
 	mu      sync.Mutex
 	lags    []float64     // milliseconds
@@ -161,7 +155,6 @@ func (l *lagRecorder) start(since int64, expected int) {
 	l.lags = make([]float64, 0, expected+expected/4)
 	l.target, l.reached, l.closed = 0, make(chan struct{}), false
 	l.mu.Unlock()
-	l.seen.Store(0)
 	l.since.Store(since)
 }
 
@@ -203,7 +196,6 @@ func (l *lagRecorder) observe(annotations map[string]string, now time.Time) {
 		return
 	}
 	lag := float64(now.UnixNano()-written) / 1e6
-	l.seen.Add(1)
 	l.mu.Lock()
 	l.lags = append(l.lags, lag)
 	l.checkReached()

@@ -67,23 +67,19 @@ func (r Row) Ratio() float64 { return ratio(r.Reader, r.Informer) }
 // Table is the summary of a benchmark: Rows grouped by N in increasing order, Metrics order within.
 type Table struct {
 	Rows []Row
-	// Runs counts the runs of each variant at each N.
-	Runs map[int]map[string]int
 	// Results are the runs themselves.
 	Results []Result
 }
 
 // Summarize takes the median of every metric over the runs of each variant at each N.
 func Summarize(results []Result) Table {
-	t := Table{Runs: map[int]map[string]int{}, Results: results}
+	t := Table{Results: results}
 	byKey := map[int]map[string][]Result{}
 	for _, r := range results {
 		if byKey[r.N] == nil {
 			byKey[r.N] = map[string][]Result{}
-			t.Runs[r.N] = map[string]int{}
 		}
 		byKey[r.N][r.Variant] = append(byKey[r.N][r.Variant], r)
-		t.Runs[r.N][r.Variant]++
 	}
 	ns := make([]int, 0, len(byKey))
 	for n := range byKey {

@@ -20,18 +20,9 @@ func Median(xs []float64) float64 {
 	}
 }
 
-// Percentile returns the p-th percentile (0 < p <= 100) of xs by the nearest-rank method: the
-// smallest value such that at least p% of the values are at or below it. It returns NaN when xs is
-// empty or p is out of range. NaN values are ignored. xs is not modified.
-func Percentile(xs []float64, p float64) float64 {
-	s := sortedFinite(xs)
-	if len(s) == 0 || !(p > 0 && p <= 100) {
-		return math.NaN()
-	}
-	return PercentileSorted(s, p)
-}
-
-// PercentileSorted is Percentile for values already sorted in increasing order, without NaN.
+// PercentileSorted returns the p-th percentile (0 < p <= 100) of values sorted in increasing order,
+// without NaN, by the nearest-rank method: the smallest value such that at least p% of the values
+// are at or below it. It returns NaN when sorted is empty or p is out of range.
 func PercentileSorted(sorted []float64, p float64) float64 {
 	if len(sorted) == 0 || !(p > 0 && p <= 100) {
 		return math.NaN()
