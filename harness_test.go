@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -255,32 +254,21 @@ func (c *collector) assertConverged(t *testing.T, cs *kubernetes.Clientset, type
 			diff = []string{err.Error()}
 		}
 		if time.Now().After(deadline) {
-			sort.Strings(diff)
 			t.Fatalf("reader's view differs from the server after %s (%d differences): %v", timeout, len(diff), diff[:min(len(diff), 10)])
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
+// diff lists how the view differs from snap, a Snapshot of the server.
 func (c *collector) diff(snap map[types.UID]testenv.Item) []string {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	var diff []string
-	for uid, it := range snap {
-		v, ok := c.view[uid]
-		switch {
-		case !ok:
-			diff = append(diff, fmt.Sprintf("missing %s %s/%s rv=%s", it.Kind, it.Namespace, it.Name, it.ResourceVersion))
-		case v.rv != it.ResourceVersion:
-			diff = append(diff, fmt.Sprintf("stale %s %s/%s rv=%s, server %s", it.Kind, it.Namespace, it.Name, v.rv, it.ResourceVersion))
-		}
-	}
+	view := make(map[types.UID]testenv.Item, len(c.view))
 	for uid, v := range c.view {
-		if _, ok := snap[uid]; !ok {
-			diff = append(diff, fmt.Sprintf("extra %s %s/%s rv=%s (deleted on the server)", v.kind, v.namespace, v.name, v.rv))
-		}
+		view[uid] = testenv.Item{Kind: testenvKind[v.kind], Namespace: v.namespace, Name: v.name, ResourceVersion: v.rv}
 	}
-	return diff
+	c.mu.Unlock()
+	return testenv.Diff(snap, view)
 }
 
 // assertPromises fails the test with the violations seen.
@@ -340,6 +328,8 @@ func startReader(t *testing.T, cfg *rest.Config, typ RetrieveType, opts ...Optio
 	if err := r.WaitForSync(ctx); err != nil {
 		t.Fatalf("WaitForSync: %v", err)
 	}
+	// WaitForSync returns once the last initial entry was sent: the collector may still be taking it.
+	waitFor(t, 10*time.Second, "the collector to take every entry sent", func() bool { return c.total() >= r.stats.deliveredCount() })
 	return &run{r: r, c: c, cs: cs, typ: typ}
 }
 

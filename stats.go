@@ -91,6 +91,17 @@ func (s *stats) relisted(took time.Duration) {
 	s.relistTime.Observe(took.Seconds())
 }
 
+// deliveredCount returns how many entries were delivered, over every kind and change.
+func (s *stats) deliveredCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, v := range s.entries {
+		n += v
+	}
+	return n
+}
+
 // restartCount returns how often streams restarted for reason, over every kind.
 func (s *stats) restartCount(reason stream.Reason) int {
 	s.mu.Lock()
