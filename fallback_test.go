@@ -3,7 +3,6 @@ package watchlist
 import (
 	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +24,7 @@ import (
 // sendInitialEvents=true.)
 func ignoringProxy(t *testing.T, cfg *rest.Config) *rest.Config {
 	t.Helper()
-	host := cfg.Host
-	if !strings.Contains(host, "://") {
-		host = "https://" + host
-	}
-	target, err := url.Parse(host)
+	target, _, err := rest.DefaultServerUrlFor(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

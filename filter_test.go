@@ -3,9 +3,10 @@ package watchlist
 import (
 	"context"
 	"fmt"
-	"github.com/go-logr/logr"
 	"runtime"
 	"testing"
+
+	"github.com/go-logr/logr"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"fmt"
-	"strings"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -13,12 +12,12 @@ import (
 // envtest's admin user has) to path, for a program that takes a kubeconfig rather than a
 // rest.Config.
 func WriteKubeconfig(cfg *rest.Config, path string) error {
-	server := cfg.Host
-	if !strings.Contains(server, "://") {
-		server = "https://" + server
+	server, _, err := rest.DefaultServerUrlFor(cfg)
+	if err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
 	}
 	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: cfg.CAData}
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: server.String(), CertificateAuthorityData: cfg.CAData}
 	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{
 		ClientCertificateData: cfg.CertData,
 		ClientKeyData:         cfg.KeyData,
