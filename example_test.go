@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -112,12 +114,16 @@ func Example_keepYourOwnMap() {
 			delete(images, pod.UID)
 		}
 	}
-	out := make(chan watchlist.Entry, 1)
-	out <- reader.NewEntry(reader.CTDelete, reader.OTPod, nil)
-	close(out)
-	for e := range out { // in a program: the reader's channel
-		apply(e)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: "8f1c0b9e-5a4d-4c3b-9e2f-1a2b3c4d5e6f"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "nginx:1.29"}}},
 	}
-	fmt.Println(len(images))
-	// Output: 0
+	// In a program these come from the reader's channel.
+	apply(reader.NewEntry(reader.CTAdd, reader.OTPod, pod))
+	fmt.Println(images)
+	apply(reader.NewEntry(reader.CTDelete, reader.OTPod, &corev1.Pod{ObjectMeta: pod.ObjectMeta}))
+	fmt.Println(images)
+	// Output:
+	// map[8f1c0b9e-5a4d-4c3b-9e2f-1a2b3c4d5e6f:nginx:1.29]
+	// map[]
 }
