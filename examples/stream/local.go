@@ -57,10 +57,7 @@ func (s *session) startPlane() (*testenv.Plane, error) {
 	ctrllog.SetLogger(s.log.WithName("envtest"))
 	s.say("no kubeconfig: starting a local control plane (kube-apiserver + etcd from %s)…", testenv.AssetsEnv)
 	start := time.Now()
-	plane, err := testenv.Start(testenv.Options{APIServerFlags: map[string]string{
-		// Ends open watches at once when the plane stops, instead of after a 20 s timeout.
-		"shutdown-watch-termination-grace-period": "2s",
-	}})
+	plane, err := testenv.Start(testenv.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("start local control plane (or pass -kubeconfig): %w", err)
 	}

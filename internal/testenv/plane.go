@@ -29,11 +29,12 @@ const (
 type Options struct {
 	// APIServerFlags are extra kube-apiserver flags without the leading dashes, e.g.
 	// {"watch-cache-sizes": "pods#0", "min-request-timeout": "3", "feature-gates": "WatchList=false"}.
-	// They replace envtest's value for the same flag and win over what Restartable sets.
+	// They replace envtest's value for the same flag, and Start's
+	// shutdown-watch-termination-grace-period=2s, which lets Stop and RestartAPIServer end open
+	// watches at once.
 	APIServerFlags map[string]string
-	// Restartable fixes the apiserver's CertDir (a temp dir the Plane owns) and sets
-	// shutdown-watch-termination-grace-period=2s so RestartAPIServer works and the old
-	// rest.Config stays valid across restarts.
+	// Restartable fixes the apiserver's CertDir (a temp dir the Plane owns) so that
+	// RestartAPIServer works and the old rest.Config stays valid across restarts.
 	Restartable bool
 }
 
@@ -73,8 +74,8 @@ func Start(opts Options) (*Plane, error) {
 			return nil, fmt.Errorf("testenv: create apiserver cert dir: %w", err)
 		}
 		api.CertDir = p.certDir
-		api.Configure().Set(shutdownGraceFlag, shutdownGraceValue)
 	}
+	api.Configure().Set(shutdownGraceFlag, shutdownGraceValue)
 	for name, value := range opts.APIServerFlags {
 		api.Configure().Set(name, value)
 	}
