@@ -149,9 +149,9 @@ func (r *Reader) SetOut(ctx context.Context, out chan Entry) error {
 }
 
 // Run opens every stream and returns once all are open (the consumer need not read out yet), or
-// with the first error that retrying will not fix (Forbidden, a resource the server does not serve), naming the resource; the reader is then
-// stopped and out closed. Transient errors are retried with backoff. ctx is the streams' lifetime:
-// when it ends the reader stops as with Close.
+// with the first error that retrying will not fix (Forbidden, a resource the server does not
+// serve), naming the resource; the reader is then stopped and out closed. Transient errors are
+// retried with backoff. ctx is the streams' lifetime: when it ends the reader stops as with Close.
 func (r *Reader) Run(ctx context.Context) error {
 	r.mu.Lock()
 	switch {
