@@ -193,11 +193,7 @@ func (c *collector) check(e reader.Entry) {
 func (c *collector) total() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
-	for _, v := range c.counts {
-		n += v
-	}
-	return n
+	return sumValues(c.counts)
 }
 
 func (c *collector) count(ct reader.ChangeType) int {

@@ -95,8 +95,13 @@ func (s *stats) relisted(took time.Duration) {
 func (s *stats) deliveredCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return sumValues(s.entries)
+}
+
+// sumValues adds up the counts of m.
+func sumValues[K comparable](m map[K]int) int {
 	n := 0
-	for _, v := range s.entries {
+	for _, v := range m {
 		n += v
 	}
 	return n
