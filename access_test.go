@@ -59,7 +59,7 @@ drain:
 
 // TestRunFailsForbidden: a user without rights gets Run's error at once, naming the resource.
 func TestRunFailsForbidden(t *testing.T) {
-	user, err := plane.Env.AddUser(envtest.User{Name: "nobody"}, nil)
+	user, err := plane(t).Env.AddUser(envtest.User{Name: "nobody"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func (b *syncBuffer) String() string {
 
 // TestRunContextEndsReader: cancelling Run's context stops the reader as Close does.
 func TestRunContextEndsReader(t *testing.T) {
-	r, err := New(context.Background(), plane.Clientset, RTNamespace)
+	r, err := New(context.Background(), plane(t).Clientset, RTNamespace)
 	if err != nil {
 		t.Fatal(err)
 	}

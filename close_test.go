@@ -31,11 +31,11 @@ func TestCloseAtRandomMoments(t *testing.T) {
 func closeAt(t *testing.T, moment string, seed uint64) {
 	leaks := goleak.IgnoreCurrent()
 	rng := rand.New(rand.NewPCG(seed, 4))
-	p, err := testenv.NewProxy(plane.APIServerAddr())
+	p, err := testenv.NewProxy(plane(t).APIServerAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := kubernetes.NewForConfig(p.Config(plane.Config))
+	cs, err := kubernetes.NewForConfig(p.Config(plane(t).Config))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +60,8 @@ func closeAt(t *testing.T, moment string, seed uint64) {
 	if err := r.SetOut(context.Background(), out); err != nil {
 		t.Fatal(err)
 	}
-	ns := newNamespace(t, plane.Clientset, "close")
-	ch := churn(t, plane.Clientset, ns, seed, 2*time.Millisecond, reader.OTPod, reader.OTService)
+	ns := newNamespace(t, plane(t).Clientset, "close")
+	ch := churn(t, plane(t).Clientset, ns, seed, 2*time.Millisecond, reader.OTPod, reader.OTService)
 	if err := r.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func (f *failFirst) RoundTrip(req *http.Request) (*http.Response, error) {
 // an unbuffered channel, Run returns although one stream already waits on a send while another
 // must retry before it opens.
 func TestRunReturnsBeforeTheConsumerReads(t *testing.T) {
-	cfg := rest.CopyConfig(plane.Config)
+	cfg := rest.CopyConfig(plane(t).Config)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &failFirst{next: rt, suffix: "/services"} })
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

@@ -67,27 +67,27 @@ func TestContentType(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			rec := &mediaRecorder{types: map[string]map[string]int{}}
-			cfg := rest.CopyConfig(plane.Config)
+			cfg := rest.CopyConfig(plane(t).Config)
 			cfg.ContentType = tc.contentType
 			cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 				rec.next = rt
 				return rec
 			})
-			ns := newNamespace(t, plane.Clientset, "content")
+			ns := newNamespace(t, plane(t).Clientset, "content")
 			rr := startReader(t, cfg, RTAll)
 
-			pod := mustCreate(t, plane.Clientset, reader.OTPod, ns, "p")
+			pod := mustCreate(t, plane(t).Clientset, reader.OTPod, ns, "p")
 			waitFor(t, 10*time.Second, "the add", func() bool { return rr.c.hasVersion(pod.GetUID(), pod.GetResourceVersion()) })
-			touched, err := testenv.Touch(ctx, plane.Clientset, pod)
+			touched, err := testenv.Touch(ctx, plane(t).Clientset, pod)
 			if err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 10*time.Second, "the update", func() bool { return rr.c.hasVersion(pod.GetUID(), touched.GetResourceVersion()) })
-			if err := testenv.Delete(ctx, plane.Clientset, pod); err != nil {
+			if err := testenv.Delete(ctx, plane(t).Clientset, pod); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 10*time.Second, "the delete", func() bool { return rr.c.isDeleted(pod.GetUID()) })
-			rr.c.assertConverged(t, plane.Clientset, RTAll, 10*time.Second)
+			rr.c.assertConverged(t, plane(t).Clientset, RTAll, 10*time.Second)
 
 			got := rec.snapshot()
 			if len(got) != len(kindsOf(RTAll)) {

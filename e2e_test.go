@@ -72,7 +72,7 @@ func (c *collector) kindCount(kind reader.ObjectType, ct reader.ChangeType) int 
 // an add, an update and a delete each arrive as the right entry with a working typed getter.
 func TestEveryKind(t *testing.T) {
 	ctx := context.Background()
-	cs := plane.Clientset
+	cs := plane(t).Clientset
 	ns := newNamespace(t, cs, "every-kind")
 	kindsAll := kindsOf(RTAll)
 
@@ -84,7 +84,7 @@ func TestEveryKind(t *testing.T) {
 		obj := mustCreate(t, cs, ot, ns, "pre-"+strings.ToLower(ot.String()))
 		pre[ot] = obj
 	}
-	rr := startReader(t, plane.Config, RTAll)
+	rr := startReader(t, plane(t).Config, RTAll)
 	for ot, obj := range pre {
 		if !rr.c.hasVersion(obj.GetUID(), obj.GetResourceVersion()) {
 			t.Errorf("%s %s: not in the initial state", ot, obj.GetName())

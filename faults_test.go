@@ -20,7 +20,7 @@ var seeds = []uint64{1, 2, 3}
 // newProxy puts a TCP proxy of the test's own between a reader and the apiserver.
 func newProxy(t *testing.T) *testenv.Proxy {
 	t.Helper()
-	p, err := testenv.NewProxy(plane.APIServerAddr())
+	p, err := testenv.NewProxy(plane(t).APIServerAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,9 +37,9 @@ func TestConnectionsCutDuringChurn(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
 			p := newProxy(t)
 			typ := RTPod | RTService | RTRBAC
-			rr := startReader(t, p.Config(plane.Config), typ)
-			ns := newNamespace(t, plane.Clientset, "cuts")
-			ch := churn(t, plane.Clientset, ns, seed, 5*time.Millisecond, reader.OTPod, reader.OTService, reader.OTRole)
+			rr := startReader(t, p.Config(plane(t).Config), typ)
+			ns := newNamespace(t, plane(t).Clientset, "cuts")
+			ch := churn(t, plane(t).Clientset, ns, seed, 5*time.Millisecond, reader.OTPod, reader.OTService, reader.OTRole)
 			faults := 0
 			for i := range 8 {
 				time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
@@ -53,7 +53,7 @@ func TestConnectionsCutDuringChurn(t *testing.T) {
 				faults++
 			}
 			writes := ch.stop()
-			rr.c.assertConverged(t, plane.Clientset, typ, 30*time.Second)
+			rr.c.assertConverged(t, plane(t).Clientset, typ, 30*time.Second)
 			t.Logf("seed %d: %d writes (%d failed), %d faults, %d entries checked, restarts: ended %d, error %d",
 				seed, writes, ch.failed.Load(), faults, rr.c.total(),
 				rr.r.stats.restartCount(stream.ReasonEnded), rr.r.stats.restartCount(stream.ReasonError))
@@ -73,12 +73,12 @@ func TestExpiredResumeFindsDeletes(t *testing.T) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 2))
 			p := newProxy(t)
-			rr := startReader(t, p.Config(plane.Config), RTPod)
-			ns := newNamespace(t, plane.Clientset, "expired")
+			rr := startReader(t, p.Config(plane(t).Config), RTPod)
+			ns := newNamespace(t, plane(t).Clientset, "expired")
 			var pods []types.UID
 			objs := map[types.UID]string{}
 			for i := range 10 {
-				obj := mustCreate(t, plane.Clientset, reader.OTPod, ns, fmt.Sprint("p-", i))
+				obj := mustCreate(t, plane(t).Clientset, reader.OTPod, ns, fmt.Sprint("p-", i))
 				pods = append(pods, obj.GetUID())
 				objs[obj.GetUID()] = obj.GetName()
 			}
@@ -91,19 +91,19 @@ func TestExpiredResumeFindsDeletes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := testenv.Delete(ctx, plane.Clientset, obj); err != nil {
+				if err := testenv.Delete(ctx, plane(t).Clientset, obj); err != nil {
 					t.Fatal(err)
 				}
 			}
 			for i := range 3 {
-				mustCreate(t, plane.Clientset, reader.OTPod, ns, fmt.Sprint("late-", i))
+				mustCreate(t, plane(t).Clientset, reader.OTPod, ns, fmt.Sprint("late-", i))
 			}
-			if _, err := plane.CompactEtcd(ctx); err != nil {
+			if _, err := plane(t).CompactEtcd(ctx); err != nil {
 				t.Fatal(err)
 			}
 			p.Unblock()
 
-			rr.c.assertConverged(t, plane.Clientset, RTPod, 30*time.Second)
+			rr.c.assertConverged(t, plane(t).Clientset, RTPod, 30*time.Second)
 			for _, uid := range pods[:deleted] {
 				if !rr.c.isDeleted(uid) {
 					t.Errorf("pod %s deleted during the gap was not delivered as a delete", objs[uid])
@@ -129,12 +129,12 @@ func TestResumeWithoutReplay(t *testing.T) {
 	timing := fastTiming()
 	timing.WatchTimeout = 0 // leave the watch's length to --min-request-timeout
 	typ := RTPod | RTService
-	rr := startReader(t, plane.Config, typ, withTiming(timing))
-	ns := newNamespace(t, plane.Clientset, "resume")
-	ch := churn(t, plane.Clientset, ns, 7, 20*time.Millisecond, reader.OTPod, reader.OTService)
+	rr := startReader(t, plane(t).Config, typ, withTiming(timing))
+	ns := newNamespace(t, plane(t).Clientset, "resume")
+	ch := churn(t, plane(t).Clientset, ns, 7, 20*time.Millisecond, reader.OTPod, reader.OTService)
 	time.Sleep(time.Minute)
 	writes := ch.stop()
-	rr.c.assertConverged(t, plane.Clientset, typ, 20*time.Second)
+	rr.c.assertConverged(t, plane(t).Clientset, typ, 20*time.Second)
 	ended := rr.r.stats.restartCount(stream.ReasonEnded)
 	t.Logf("%d writes, %d resumes after a normal end, %d entries checked", writes, ended, rr.c.total())
 	if ended < 10 {
@@ -151,16 +151,16 @@ func TestAPIServerRestartDuringChurn(t *testing.T) {
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			typ := RTPod | RTService | RTRBAC
-			rr := startReader(t, plane.Config, typ)
-			ns := newNamespace(t, plane.Clientset, "restart")
-			ch := churn(t, plane.Clientset, ns, seed, 5*time.Millisecond, reader.OTPod, reader.OTService, reader.OTRole)
+			rr := startReader(t, plane(t).Config, typ)
+			ns := newNamespace(t, plane(t).Clientset, "restart")
+			ch := churn(t, plane(t).Clientset, ns, seed, 5*time.Millisecond, reader.OTPod, reader.OTService, reader.OTRole)
 			time.Sleep(time.Duration(500+rand.New(rand.NewPCG(seed, 3)).IntN(1000)) * time.Millisecond)
-			if err := plane.RestartAPIServer(); err != nil {
+			if err := plane(t).RestartAPIServer(); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(time.Second)
 			writes := ch.stop()
-			rr.c.assertConverged(t, plane.Clientset, typ, 30*time.Second)
+			rr.c.assertConverged(t, plane(t).Clientset, typ, 30*time.Second)
 			expired := rr.r.stats.restartCount(stream.ReasonExpired)
 			t.Logf("seed %d: %d writes (%d failed while down), 1 restart, %d entries checked, 410 resumes %d, synthesized deletes %d",
 				seed, writes, ch.failed.Load(), rr.c.total(), expired, rr.r.stats.synthesizedOf(reader.OTService)+rr.r.stats.synthesizedOf(reader.OTRole)+rr.r.stats.synthesizedOf(reader.OTPod))

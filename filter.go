@@ -16,24 +16,35 @@ import (
 // filter remembers, for every object delivered and not yet deleted, its identity and the last
 // resourceVersion delivered: nothing of the object itself. It decides which events become entries
 // (a new identity, a newer version, a delete) and finds the identities a complete state no longer
-// holds. It is not safe for concurrent use: output guards it, except for the epoch and the live
-// counts.
+// holds. It is not safe for concurrent use: output guards it, except for the token counter and the
+// live counts.
 //
-// Gaps are found with epochs. Every request for a complete state (WatchList or LIST) begins a new
-// epoch, and every event stamps its identity with the current epoch, delivered or not. When that
-// state is complete, an identity of its kind stamped before the epoch began was in neither the state
-// nor any later event: it was deleted during the gap.
+// Deletes missed during a gap are found from complete states alone. Every request for a complete
+// state (WatchList or LIST) takes a new token, and each object of that state stamps its identity
+// with it. When the state ends at resourceVersion S, an identity of its kind that no state begun
+// since stamped, and whose last version delivered is not newer than S, did not exist at S: it was
+// deleted. An identity with a newer version was written after S, by a stream ahead of this one, and
+// is this stream's to deliver. Changes (events after a complete state) never stamp: an event of a
+// lagging stream is no evidence that an object exists now.
+//
+// The newest complete state of each kind is its floor: a change or state object at or below the
+// floor's resourceVersion, of an identity that state did not hold, was deleted by then and is
+// dropped. This keeps a lagging stream (the old set of a relist, a replica behind its peers) from
+// bringing back what a newer state already found gone.
+//
+// Versions that are not integers (no kube-apiserver writes them) compare only for equality: for
+// them the floor does not apply and a complete state sweeps every identity it did not hold.
 type filter struct {
 	objects map[uidKey]record
 	// oddUIDs keeps the few UIDs that are not canonical UUIDs, by the key derived from them.
 	oddUIDs map[uidKey]types.UID
-	// epoch may be advanced without output's lock (beginSync), so that a stream can begin a complete
+	// tokens may be taken without output's lock (beginSync), so that a stream can begin a complete
 	// state while another waits under that lock for the consumer.
-	epoch atomic.Uint32
-	// overlap: two sets of streams run (a relist); a delete leaves a tombstone so that the set that
-	// lags behind cannot bring the object back.
-	overlap bool
-	tombs   []tomb
+	tokens atomic.Uint32
+	// floor is the newest complete state of each kind.
+	floor [numObjectTypes]floorMark
+	// tombs are deleted identities kept while an older version may still arrive (see remove).
+	tombs []tomb
 	// live counts the live identities of each kind; read without output's lock (by a metrics
 	// scrape, which must not wait for the consumer).
 	live [numObjectTypes]atomic.Int64
@@ -49,9 +60,15 @@ type uidKey [16]byte
 type record struct {
 	name string // "namespace/name", or "/name" for cluster-scoped objects
 	rv   version
-	mark uint32 // the epoch in which an event last named this identity
+	mark uint32 // the token of the newest complete state that held this identity; 0: none
 	kind reader.ObjectType
-	dead bool // a tombstone: deleted during an overlap
+	dead bool // a tombstone: rv is the version at or below which the object is known gone
+}
+
+// floorMark is a kind's newest complete state: its resourceVersion and token.
+type floorMark struct {
+	rv    version
+	token uint32
 }
 
 // tomb names a tombstone to remove once no stream can bring back an older version.
@@ -62,7 +79,8 @@ type tomb struct {
 }
 
 // version is a resourceVersion. A well-formed one (digits, no leading zero) is its number; any
-// other is a hash with the top bit set, which compares only for equality.
+// other is a hash with the top bit set, which compares only for equality. 0 is "none": after a
+// rollback, any version is newer.
 type version uint64
 
 const opaqueVersion version = 1 << 63
@@ -81,17 +99,24 @@ func parseVersion(rv string) version {
 	return v | opaqueVersion
 }
 
+func (v version) opaque() bool { return v&opaqueVersion != 0 }
+
 // newerThan reports whether v is a later version than old. Versions that are not well formed are
 // only known to differ; a different one counts as newer.
 func (v version) newerThan(old version) bool {
-	if v&opaqueVersion != 0 || old&opaqueVersion != 0 {
+	if v.opaque() || old.opaque() {
 		return v != old
 	}
 	return v > old
 }
 
+// atMost reports whether v is known to be at or below s: both integers, v <= s.
+func (v version) atMost(s version) bool {
+	return !v.opaque() && !s.opaque() && v <= s
+}
+
 func (v version) String() string {
-	if v&opaqueVersion != 0 {
+	if v.opaque() {
 		return "" // not kept; a synthesized delete of such an object carries no resourceVersion
 	}
 	return strconv.FormatUint(uint64(v), 10)
@@ -119,17 +144,25 @@ func (f *filter) uidOf(k uidKey) types.UID {
 	return types.UID(formatUUID(k))
 }
 
-// beginSync starts an epoch for a complete state of some kind. It is safe for concurrent use.
+// beginSync returns the token of a new complete state. It is safe for concurrent use.
 func (f *filter) beginSync() uint32 {
-	return f.epoch.Add(1)
+	return f.tokens.Add(1)
 }
 
-// decide stamps the identity and returns the entry an event becomes, or CTUnknown to drop it.
-func (f *filter) decide(k uidKey, t watch.EventType, rv version) reader.ChangeType {
+// decide returns the entry an event becomes, or CTUnknown to drop it. sync is the token of the
+// complete state the object belongs to, 0 for a change; an object of a complete state stamps its
+// identity.
+func (f *filter) decide(k uidKey, kind reader.ObjectType, t watch.EventType, rv version, sync uint32) reader.ChangeType {
 	rec, known := f.objects[k]
-	if known {
-		rec.mark = f.epoch.Load()
+	if known && rec.dead {
+		return reader.CTUnknown // deleted; no version of it can come after
+	}
+	if known && sync > rec.mark {
+		rec.mark = sync
 		f.objects[k] = rec
+	}
+	if fl := f.floor[kind]; fl.token != 0 && rv.atMost(fl.rv) && (!known || rec.mark < fl.token) {
+		return reader.CTUnknown // older than a complete state that did not hold it: gone since
 	}
 	switch {
 	case !known && t == watch.Deleted:
@@ -138,8 +171,6 @@ func (f *filter) decide(k uidKey, t watch.EventType, rv version) reader.ChangeTy
 		return reader.CTAdd
 	case !rv.newerThan(rec.rv):
 		return reader.CTUnknown // delivered already, or older than what was
-	case rec.dead:
-		return reader.CTUnknown // deleted during an overlap; a later version cannot exist
 	case t == watch.Deleted:
 		return reader.CTDelete
 	default:
@@ -148,10 +179,10 @@ func (f *filter) decide(k uidKey, t watch.EventType, rv version) reader.ChangeTy
 }
 
 // commit records an entry that was delivered.
-func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct reader.ChangeType, namespace, name string, rv version) {
+func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct reader.ChangeType, namespace, name string, rv version, sync uint32) {
 	switch ct {
 	case reader.CTAdd:
-		f.objects[k] = record{name: namespace + "/" + name, rv: rv, mark: f.epoch.Load(), kind: kind}
+		f.objects[k] = record{name: namespace + "/" + name, rv: rv, mark: sync, kind: kind}
 		f.live[kind].Add(1)
 		if _, canonical := keyOf(uid); !canonical {
 			if f.oddUIDs == nil {
@@ -161,48 +192,78 @@ func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct read
 		}
 	case reader.CTUpdate:
 		rec := f.objects[k]
-		rec.rv, rec.mark = rv, f.epoch.Load()
+		rec.rv = rv
 		f.objects[k] = rec
 	case reader.CTDelete:
 		f.remove(k, rv)
 	}
 }
 
-// remove forgets a deleted identity, or during an overlap turns it into a tombstone at rv.
+// remove turns a deleted identity, known gone at rv, into a tombstone, so that no stream that lags
+// (the other set during a relist) can bring the object back; progress forgets it once only one set
+// runs and it has passed rv: the stream that deleted it does so at once.
 func (f *filter) remove(k uidKey, rv version) {
 	rec := f.objects[k]
 	f.live[rec.kind].Add(-1)
-	if !f.overlap {
-		delete(f.objects, k)
-		delete(f.oddUIDs, k)
-		return
-	}
 	rec.rv, rec.dead = rv, true
 	f.objects[k] = rec
 	f.tombs = append(f.tombs, tomb{key: k, kind: rec.kind, rv: rv})
 }
 
-// missing returns the live identities of kind not stamped since epoch began.
-func (f *filter) missing(kind reader.ObjectType, epoch uint32) []uidKey {
-	var gone []uidKey
+// gone returns the live identities of kind that the complete state with token sync, whole at s,
+// did not hold and that were deleted by s: no state begun since held them, and their last version
+// is not newer than s (or not comparable). After a rollback every identity it did not hold is gone.
+func (f *filter) gone(kind reader.ObjectType, sync uint32, s version, rolledBack bool) []uidKey {
+	var keys []uidKey
 	for k, rec := range f.objects {
-		if rec.kind == kind && !rec.dead && rec.mark < epoch {
-			gone = append(gone, k)
+		if rec.kind != kind || rec.dead || rec.mark >= sync {
+			continue
+		}
+		if rolledBack || rec.rv.atMost(s) || rec.rv.opaque() || s.opaque() {
+			keys = append(keys, k)
 		}
 	}
-	return gone
+	return keys
+}
+
+// endSync records that the complete state with token sync is whole at s, once its deletes were
+// delivered: it becomes the kind's floor when it is the newest. After a rollback (s older than what
+// the stream read before) versions newer than s are void: the identities it held forget them, so
+// that the next complete state delivers each as it is now, and the kind has no floor until then.
+func (f *filter) endSync(kind reader.ObjectType, sync uint32, s version, rolledBack bool) {
+	if rolledBack {
+		for k, rec := range f.objects {
+			if rec.kind != kind || s.opaque() || rec.rv.opaque() || rec.rv <= s {
+				continue
+			}
+			if rec.dead {
+				delete(f.objects, k)
+				delete(f.oddUIDs, k)
+				continue
+			}
+			rec.rv = 0
+			f.objects[k] = rec
+		}
+		f.floor[kind] = floorMark{}
+		return
+	}
+	if s.opaque() {
+		return
+	}
+	if fl := f.floor[kind]; fl.token == 0 || s > fl.rv {
+		f.floor[kind] = floorMark{rv: s, token: sync}
+	}
 }
 
 // progress says a stream of kind has seen every event up to rv: tombstones at or below it can go,
 // unless two sets of streams still run.
-func (f *filter) progress(kind reader.ObjectType, rv version) {
-	if f.overlap || len(f.tombs) == 0 {
+func (f *filter) progress(kind reader.ObjectType, rv version, overlap bool) {
+	if overlap || len(f.tombs) == 0 {
 		return
 	}
 	kept := f.tombs[:0]
 	for _, t := range f.tombs {
-		comparable := t.rv&opaqueVersion == 0 && rv&opaqueVersion == 0
-		if t.kind != kind || comparable && t.rv > rv {
+		if t.kind != kind || !t.rv.opaque() && !rv.opaque() && t.rv > rv {
 			kept = append(kept, t)
 			continue
 		}

@@ -16,19 +16,26 @@ import (
 	"github.com/watchlist-go/watchlist/reader"
 )
 
-// step is one call on an output in a filter test: an event, or the begin/end of a complete state.
+// step is one call on an output in a filter test: an event, the begin or end of a complete state,
+// a stream's progress, or the start of a relist's overlap.
 type step struct {
-	event watch.EventType // "" for a sync step
+	event watch.EventType // "" for the other steps
 	uid   string
 	rv    string
-	sync  string // "begin" or "end"
+	sync  bool   // the event belongs to the complete state begun last
+	op    string // "begin", "end", "rollback" (an end that is older than the last resume point), "progress", "overlap"
 }
 
+// ev is a change; st is an object of the complete state begun last.
 func ev(t watch.EventType, uid, rv string) step { return step{event: t, uid: uid, rv: rv} }
+func st(uid, rv string) step                    { return step{event: watch.Added, uid: uid, rv: rv, sync: true} }
+func endAt(rv string) step                      { return step{op: "end", rv: rv} }
+func rollbackAt(rv string) step                 { return step{op: "rollback", rv: rv} }
+func progressAt(rv string) step                 { return step{op: "progress", rv: rv} }
 
 var (
-	begin = step{sync: "begin"}
-	end   = step{sync: "end"}
+	begin   = step{op: "begin"}
+	overlap = step{op: "overlap"}
 )
 
 const (
@@ -39,51 +46,70 @@ const (
 
 func TestFilterDecisions(t *testing.T) {
 	tests := []struct {
-		name    string
-		overlap bool
-		steps   []step
-		want    []string // "Change uid rv"
+		name  string
+		steps []step
+		want  []string // "Change uid rv"
 	}{
-		{"add then update", false,
+		{"add then update",
 			[]step{ev(watch.Added, uidA, "10"), ev(watch.Modified, uidA, "11")},
 			[]string{"Add " + uidA + " 10", "Update " + uidA + " 11"}},
-		{"duplicate version dropped", false,
+		{"duplicate version dropped",
 			[]step{ev(watch.Added, uidA, "10"), ev(watch.Added, uidA, "10"), ev(watch.Modified, uidA, "10")},
 			[]string{"Add " + uidA + " 10"}},
-		{"older version dropped", false,
+		{"older version dropped",
 			[]step{ev(watch.Modified, uidA, "12"), ev(watch.Modified, uidA, "11")},
 			[]string{"Add " + uidA + " 12"}},
-		{"numeric order, not lexical", false,
+		{"numeric order, not lexical",
 			[]step{ev(watch.Added, uidA, "9"), ev(watch.Modified, uidA, "10")},
 			[]string{"Add " + uidA + " 9", "Update " + uidA + " 10"}},
-		{"delete of an unknown object dropped", false,
+		{"delete of an unknown object dropped",
 			[]step{ev(watch.Deleted, uidA, "10")},
 			nil},
-		{"delete then gone", false,
+		// Until 2026-11 this case expected "Add 11": a stream that lagged brought a deleted object back.
+		{"a deleted object does not come back from a stream that lags",
 			[]step{ev(watch.Added, uidA, "10"), ev(watch.Deleted, uidA, "12"), ev(watch.Modified, uidA, "11")},
-			[]string{"Add " + uidA + " 10", "Delete " + uidA + " 12", "Add " + uidA + " 11"}},
-		{"tombstone during overlap keeps a lagging set from bringing it back", true,
-			[]step{ev(watch.Added, uidA, "10"), ev(watch.Deleted, uidA, "12"), ev(watch.Modified, uidA, "11"), ev(watch.Added, uidA, "10")},
 			[]string{"Add " + uidA + " 10", "Delete " + uidA + " 12"}},
-		{"a complete state without an object deletes it with its last version", false,
-			[]step{ev(watch.Added, uidA, "10"), ev(watch.Added, uidB, "11"), begin, ev(watch.Added, uidB, "11"), end},
+		{"a tombstone keeps a lagging set from bringing it back during an overlap",
+			[]step{overlap, ev(watch.Added, uidA, "10"), ev(watch.Deleted, uidA, "12"), progressAt("13"), ev(watch.Modified, uidA, "11"), ev(watch.Added, uidA, "10")},
+			[]string{"Add " + uidA + " 10", "Delete " + uidA + " 12"}},
+		{"a complete state without an object deletes it with its last version",
+			[]step{ev(watch.Added, uidA, "10"), ev(watch.Added, uidB, "11"), begin, st(uidB, "11"), endAt("20")},
 			[]string{"Add " + uidA + " 10", "Add " + uidB + " 11", "Delete " + uidA + " 10"}},
-		{"an object touched after the state began is not deleted", false,
-			[]step{ev(watch.Added, uidA, "10"), begin, ev(watch.Modified, uidA, "13"), end},
-			[]string{"Add " + uidA + " 10", "Update " + uidA + " 13"}},
-		{"a newer version in a complete state is an update", false,
-			[]step{ev(watch.Added, uidA, "10"), begin, ev(watch.Added, uidA, "15"), end},
+		{"an object newer than the complete state is not deleted by it",
+			[]step{ev(watch.Added, uidA, "25"), begin, endAt("20")},
+			[]string{"Add " + uidA + " 25"}},
+		// Finding 1: a lagging stream's add during a relist must not save an object the state lacks.
+		{"an object a lagging stream adds while a state runs is deleted at its end",
+			[]step{begin, ev(watch.Added, uidA, "15"), st(uidB, "11"), endAt("20")},
+			[]string{"Add " + uidA + " 15", "Add " + uidB + " 11", "Delete " + uidA + " 15"}},
+		{"an object a lagging stream adds after a state that lacked it is dropped",
+			[]step{begin, st(uidB, "11"), endAt("20"), ev(watch.Added, uidA, "15"), ev(watch.Deleted, uidA, "16")},
+			[]string{"Add " + uidB + " 11"}},
+		// Finding 5: the tombstone of a synthesized delete stands at the state's version.
+		{"a synthesized delete during an overlap stands at the state's version",
+			[]step{ev(watch.Added, uidA, "10"), overlap, begin, endAt("20"), progressAt("15"), ev(watch.Modified, uidA, "12"), ev(watch.Deleted, uidA, "13")},
+			[]string{"Add " + uidA + " 10", "Delete " + uidA + " 10"}},
+		{"a newer version in a complete state is an update",
+			[]step{ev(watch.Added, uidA, "10"), begin, st(uidA, "15"), endAt("20")},
 			[]string{"Add " + uidA + " 10", "Update " + uidA + " 15"}},
-		{"malformed versions compare for equality only", false,
+		{"malformed versions compare for equality only",
 			[]step{ev(watch.Added, uidA, "x1"), ev(watch.Added, uidA, "x1"), ev(watch.Modified, uidA, "x0")},
 			[]string{"Add " + uidA + " x1", "Update " + uidA + " x0"}},
-		{"a UID that is not a UUID survives a synthesized delete", false,
-			[]step{ev(watch.Added, uidC, "10"), begin, end},
+		{"a state with malformed versions sweeps every identity it did not hold",
+			[]step{ev(watch.Added, uidA, "x1"), ev(watch.Added, uidB, "x2"), begin, st(uidB, "x2"), endAt("y")},
+			[]string{"Add " + uidA + " x1", "Add " + uidB + " x2", "Delete " + uidA + " "}},
+		{"a UID that is not a UUID survives a synthesized delete",
+			[]step{ev(watch.Added, uidC, "10"), begin, endAt("20")},
 			[]string{"Add " + uidC + " 10", "Delete " + uidC + " 10"}},
+		// Finding 8: etcd restored without a revision bump; the second state re-baselines.
+		{"a rolled-back state deletes what it lacks and the next one delivers older versions",
+			[]step{ev(watch.Added, uidA, "50"), ev(watch.Added, uidB, "40"), begin, st(uidA, "30"), rollbackAt("35"),
+				begin, st(uidA, "30"), endAt("36"), ev(watch.Modified, uidA, "37")},
+			[]string{"Add " + uidA + " 50", "Add " + uidB + " 40", "Delete " + uidB + " 40", "Update " + uidA + " 30", "Update " + uidA + " 37"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := runSteps(t, tc.overlap, tc.steps)
+			got := runSteps(t, tc.steps)
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("entries\n got %v\nwant %v", got, tc.want)
 			}
@@ -91,25 +117,53 @@ func TestFilterDecisions(t *testing.T) {
 	}
 }
 
+// TestTombstonesAreForgotten: a delete's tombstone goes once the only set passed it, and stays
+// while two sets run.
+func TestTombstonesAreForgotten(t *testing.T) {
+	o, _ := playSteps(t, []step{ev(watch.Added, uidA, "10"), ev(watch.Deleted, uidA, "12"), progressAt("12")})
+	if n := len(o.filter.objects); n != 0 {
+		t.Errorf("%d records after the stream passed the delete, want 0", n)
+	}
+	o, _ = playSteps(t, []step{overlap, ev(watch.Added, uidA, "10"), ev(watch.Deleted, uidA, "12"), progressAt("20")})
+	if n := len(o.filter.objects); n != 1 {
+		t.Errorf("%d records during an overlap, want the tombstone", n)
+	}
+}
+
 // runSteps plays steps through an output for pods and returns the entries it delivered.
-func runSteps(t *testing.T, overlap bool, steps []step) []string {
+func runSteps(t *testing.T, steps []step) []string {
+	t.Helper()
+	_, got := playSteps(t, steps)
+	return got
+}
+
+// playSteps plays steps through an output for pods, as its current set, and returns the output and
+// the entries it delivered.
+func playSteps(t *testing.T, steps []step) (*output, []string) {
 	t.Helper()
 	ch := make(chan reader.Entry, len(steps)+8)
 	o := newOutput(ch, 0, newStats(), logr.Discard())
-	o.filter.overlap = overlap
-	set := &streamSet{pending: map[reader.ObjectType]uint32{}}
+	set := newTestSet(1)
 	sink := setSink{o: o, set: set}
 	ctx := context.Background()
-	var epoch uint32
+	var token uint32
 	for _, s := range steps {
 		var err error
-		switch s.sync {
+		switch s.op {
 		case "begin":
-			epoch = sink.BeginSync(reader.OTPod)
-		case "end":
-			err = sink.EndSync(ctx, reader.OTPod, epoch)
+			token = sink.BeginSync(reader.OTPod)
+		case "end", "rollback":
+			err = sink.EndSync(ctx, reader.OTPod, token, s.rv, s.op == "rollback")
+		case "progress":
+			err = sink.Progress(ctx, reader.OTPod, s.rv)
+		case "overlap":
+			o.beginOverlap(newTestSet(1))
 		default:
-			err = sink.Observe(ctx, reader.OTPod, s.event, pod(s.uid, s.rv))
+			var sync uint32
+			if s.sync {
+				sync = token
+			}
+			err = sink.Observe(ctx, reader.OTPod, s.event, pod(s.uid, s.rv), sync)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -127,7 +181,14 @@ func runSteps(t *testing.T, overlap bool, steps []step) []string {
 		}
 		got = append(got, fmt.Sprintf("%s %s %s", e.ChangeType(), e.UID(), p.ResourceVersion))
 	}
-	return got
+	return o, got
+}
+
+// newTestSet returns a set of n streams that runs nothing, for tests that drive its sink.
+func newTestSet(n int) *streamSet {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &streamSet{ctx: ctx, cancel: cancel, stats: newStats(), failed: make(chan struct{}),
+		synced: make(chan struct{}), done: make([]bool, n), unsynced: n}
 }
 
 func pod(uid, rv string) *corev1.Pod {
@@ -139,10 +200,10 @@ func pod(uid, rv string) *corev1.Pod {
 func TestSendCancelledIsNotRecorded(t *testing.T) {
 	ch := make(chan reader.Entry) // nobody reads
 	o := newOutput(ch, 0, newStats(), logr.Discard())
-	sink := setSink{o: o, set: &streamSet{}}
+	sink := setSink{o: o, set: newTestSet(1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := sink.Observe(ctx, reader.OTPod, watch.Added, pod(uidA, "10")); err == nil {
+	if err := sink.Observe(ctx, reader.OTPod, watch.Added, pod(uidA, "10"), 0); err == nil {
 		t.Fatal("Observe with a cancelled context and no reader returned nil")
 	}
 	if n := len(o.filter.objects); n != 0 {
@@ -193,7 +254,7 @@ func filterHeap(n int) (perObject, nameBytes float64) {
 	f := newFilter(0)
 	for _, p := range pods {
 		k, _ := keyOf(p.UID)
-		f.commit(k, p.UID, reader.OTPod, reader.CTAdd, p.Namespace, p.Name, parseVersion(p.ResourceVersion))
+		f.commit(k, p.UID, reader.OTPod, reader.CTAdd, p.Namespace, p.Name, parseVersion(p.ResourceVersion), 0)
 	}
 	after := heapInUse()
 	runtime.KeepAlive(f)

@@ -7,18 +7,19 @@ import (
 	"github.com/watchlist-go/watchlist/internal/testenv"
 )
 
-// plane is the control plane every test of this package shares (one start per package: each costs
-// seconds). Its flags serve the fault tests: pods are served without the watch cache, so an etcd
-// compaction makes a resume get 410; watches without timeoutSeconds end after 3-6 s; and the
-// apiserver can be restarted with the same certificates.
-var plane *testenv.Plane
+// shared is the control plane the tests of this package share, started by the first test that
+// needs it (one start per package: each costs seconds). Its flags serve the fault tests: pods are
+// served without the watch cache, so an etcd compaction makes a resume get 410; watches without
+// timeoutSeconds end after 3-6 s; and the apiserver can be restarted with the same certificates.
+var shared = testenv.NewShared(testenv.Options{
+	APIServerFlags: map[string]string{
+		"watch-cache-sizes":   "pods#0",
+		"min-request-timeout": "3",
+	},
+	Restartable: true,
+})
 
-func TestMain(m *testing.M) {
-	os.Exit(testenv.RunMain(m, testenv.Options{
-		APIServerFlags: map[string]string{
-			"watch-cache-sizes":   "pods#0",
-			"min-request-timeout": "3",
-		},
-		Restartable: true,
-	}, func(p *testenv.Plane) { plane = p }))
-}
+// plane returns the shared control plane, starting it if no test did yet.
+func plane(t testing.TB) *testenv.Plane { return shared.Get(t) }
+
+func TestMain(m *testing.M) { os.Exit(shared.RunMain(m)) }

@@ -57,10 +57,10 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 func TestMetricsAfterRealTraffic(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	start := time.Now()
-	rr := startReader(t, plane.Config, RTPod|RTService, WithMetrics(reg))
-	ns := newNamespace(t, plane.Clientset, "metrics")
+	rr := startReader(t, plane(t).Config, RTPod|RTService, WithMetrics(reg))
+	ns := newNamespace(t, plane(t).Clientset, "metrics")
 	for _, name := range []string{"a", "b", "c"} {
-		mustCreate(t, plane.Clientset, reader.OTPod, ns, name)
+		mustCreate(t, plane(t).Clientset, reader.OTPod, ns, name)
 	}
 	waitFor(t, 10*time.Second, "the pods", func() bool { return rr.c.kindCount(reader.OTPod, reader.CTAdd) >= 3 })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -90,14 +90,14 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 			t.Errorf("%s%v = %v (found %v), want %s", c.name, c.labels, v, ok, c.want)
 		}
 	}
-	if _, err := New(context.Background(), plane.Clientset, RTPod, WithMetrics(reg)); err == nil {
+	if _, err := New(context.Background(), plane(t).Clientset, RTPod, WithMetrics(reg)); err == nil {
 		t.Error("a second reader registered with the same registry")
 	}
 	other := prometheus.NewRegistry()
-	if _, err := New(context.Background(), plane.Clientset, RTPod, WithMetrics(other), WithFilterSize(-1)); err == nil {
+	if _, err := New(context.Background(), plane(t).Clientset, RTPod, WithMetrics(other), WithFilterSize(-1)); err == nil {
 		t.Fatal("New accepted WithFilterSize(-1)")
 	}
-	if _, err := New(context.Background(), plane.Clientset, RTPod, WithMetrics(other)); err != nil {
+	if _, err := New(context.Background(), plane(t).Clientset, RTPod, WithMetrics(other)); err != nil {
 		t.Errorf("a failed New left its collector registered: %v", err)
 	}
 	families, err := prometheus.DefaultGatherer.Gather()
@@ -122,12 +122,12 @@ func TestLogLevels(t *testing.T) {
 	}{{0, false}, {5, true}} {
 		var logs syncBuffer
 		log := funcr.New(logs.line, funcr.Options{Verbosity: tc.verbosity})
-		rr := startReader(t, plane.Config, RTPod, WithLogger(log), withTiming(timing))
-		ns := newNamespace(t, plane.Clientset, "logs")
-		ch := churn(t, plane.Clientset, ns, 9, 20*time.Millisecond, reader.OTPod)
+		rr := startReader(t, plane(t).Config, RTPod, WithLogger(log), withTiming(timing))
+		ns := newNamespace(t, plane(t).Clientset, "logs")
+		ch := churn(t, plane(t).Clientset, ns, 9, 20*time.Millisecond, reader.OTPod)
 		time.Sleep(7 * time.Second)
 		ch.stop()
-		rr.c.assertConverged(t, plane.Clientset, RTPod, 10*time.Second)
+		rr.c.assertConverged(t, plane(t).Clientset, RTPod, 10*time.Second)
 		got := logs.String()
 		if tc.wantEvent != strings.Contains(got, `"resourceVersion"`) {
 			t.Errorf("V(%d): per-event lines present = %v, want %v", tc.verbosity, !tc.wantEvent, tc.wantEvent)
@@ -142,7 +142,7 @@ func TestLogLevels(t *testing.T) {
 // takes, and reports the objects delivered so far.
 func TestScrapeWhileTheConsumerWaits(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	r, err := New(context.Background(), plane.Clientset, RTNamespace, WithMetrics(reg), withTiming(fastTiming()))
+	r, err := New(context.Background(), plane(t).Clientset, RTNamespace, WithMetrics(reg), withTiming(fastTiming()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 
@@ -19,17 +20,70 @@ import (
 // the consumer's channel. Deciding, sending and recording an entry is one step, so entries of one
 // object leave in version order whichever stream brought them, and an entry whose send was cancelled
 // is not recorded as delivered.
+//
+// It also owns the sets' roles in a relist (current, candidate, retired), which decide whose
+// events count, and whether the reader has synced.
+//
+// Locks: output.mu guards the filter and each set's sync progress. It is held while a send waits
+// for the consumer, so every wait for it ends with the waiter's context, and nothing else is
+// taken while it is held except the stats' own lock. Reader.mu is never held while waiting for it.
 type output struct {
-	log    logr.Logger // per-entry detail at V(5)
-	mu     sync.Mutex
-	filter *filter
-	out    chan<- reader.Entry
-	stats  *stats
+	log   logr.Logger // per-entry detail at V(5)
+	mu    ctxMutex
+	out   chan<- reader.Entry
+	stats *stats
+
+	filter *filter // guarded by mu, except what filter says
+
+	// candidate is a relist's new set while it runs beside the current one: the overlap, during
+	// which tombstones stay. Written only by the relist (beginOverlap, swap, abandon).
+	candidate atomic.Pointer[streamSet]
+
+	syncOnce sync.Once
+	synced   chan struct{} // closed once a set that is or became current delivered every complete state
 }
 
 func newOutput(out chan<- reader.Entry, filterSize int, st *stats, log logr.Logger) *output {
-	return &output{filter: newFilter(filterSize), out: out, stats: st, log: log.V(5)}
+	return &output{
+		filter: newFilter(filterSize), out: out, stats: st, log: log.V(5),
+		mu: newCtxMutex(), synced: make(chan struct{}),
+	}
 }
+
+// setRole says whose events count.
+type setRole int32
+
+const (
+	roleCurrent   setRole = iota // delivers, and its first complete states make the reader synced
+	roleCandidate                // a relist's new set: delivers too, until it is swapped in or abandoned
+	roleRetired                  // replaced or abandoned: its events are ignored
+)
+
+// overlap reports whether two sets run.
+func (o *output) overlap() bool { return o.candidate.Load() != nil }
+
+// beginOverlap makes next the candidate, before its streams start.
+func (o *output) beginOverlap(next *streamSet) {
+	next.role.Store(int32(roleCandidate))
+	o.candidate.Store(next)
+}
+
+// swap retires old and makes next, which delivered every complete state, the current set. It
+// takes no lock: a step of old already under way completes in order; none starts after.
+func (o *output) swap(old, next *streamSet) {
+	old.role.Store(int32(roleRetired))
+	next.role.Store(int32(roleCurrent))
+	o.candidate.CompareAndSwap(next, nil)
+	o.markSynced()
+}
+
+// abandon retires a candidate that will not be swapped in.
+func (o *output) abandon(next *streamSet) {
+	next.role.Store(int32(roleRetired))
+	o.candidate.CompareAndSwap(next, nil)
+}
+
+func (o *output) markSynced() { o.syncOnce.Do(func() { close(o.synced) }) }
 
 // send delivers e unless ctx ends first. The caller holds mu.
 func (o *output) send(ctx context.Context, e reader.Entry) error {
@@ -42,21 +96,25 @@ func (o *output) send(ctx context.Context, e reader.Entry) error {
 	}
 }
 
-// observe passes one event of set through the filter. The caller holds mu.
-func (o *output) observe(ctx context.Context, set *streamSet, kind reader.ObjectType, t watch.EventType, obj runtime.Object) error {
+// observe passes one event of set through the filter.
+func (o *output) observe(ctx context.Context, set *streamSet, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error {
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return fmt.Errorf("%s event holds %T: %w", kind, obj, err)
 	}
-	if set.retired {
+	if err := o.mu.lock(ctx); err != nil {
+		return err
+	}
+	defer o.mu.unlock()
+	if set.retiredNow() {
 		return nil // a newer set took over; its own events carry this change
 	}
 	k, _ := keyOf(m.GetUID())
 	rv := parseVersion(m.GetResourceVersion())
-	ct := o.filter.decide(k, t, rv)
+	ct := o.filter.decide(k, kind, t, rv, sync)
 	if o.log.Enabled() {
 		o.log.Info("event", "kind", kind.String(), "type", string(t), "namespace", m.GetNamespace(),
-			"name", m.GetName(), "resourceVersion", m.GetResourceVersion(), "entry", ct.String())
+			"name", m.GetName(), "resourceVersion", m.GetResourceVersion(), "sync", sync, "entry", ct.String())
 	}
 	if ct == reader.CTUnknown {
 		o.stats.dropped(kind)
@@ -65,15 +123,37 @@ func (o *output) observe(ctx context.Context, set *streamSet, kind reader.Object
 	if err := o.send(ctx, reader.NewEntry(ct, kind, obj)); err != nil {
 		return err
 	}
-	o.filter.commit(k, m.GetUID(), kind, ct, m.GetNamespace(), m.GetName(), rv)
+	o.filter.commit(k, m.GetUID(), kind, ct, m.GetNamespace(), m.GetName(), rv, sync)
 	return nil
 }
 
-// sweep delivers a delete for every identity of kind that the complete state begun at epoch did not
-// hold, each carrying an object of its kind with namespace, name, UID and last resourceVersion. The
+// endSync closes the complete state with token sync of set's stream i, whole at rv: it delivers a
+// delete for every identity of kind the state found gone, and counts the stream synced.
+func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error {
+	if err := o.mu.lock(ctx); err != nil {
+		return err
+	}
+	defer o.mu.unlock()
+	if set.retiredNow() {
+		return nil
+	}
+	s := parseVersion(rv)
+	if err := o.sweep(ctx, kind, sync, s, rolledBack); err != nil {
+		return err
+	}
+	o.filter.endSync(kind, sync, s, rolledBack)
+	if !rolledBack {
+		set.streamSynced(i, o)
+	}
+	return nil
+}
+
+// sweep delivers a delete for every identity of kind that the complete state with token sync, whole
+// at s, found gone, each carrying an object of its kind with namespace, name, UID and last
+// resourceVersion. Its tombstone, if one is kept, stands at s: the object was gone by then. The
 // caller holds mu.
-func (o *output) sweep(ctx context.Context, kind reader.ObjectType, epoch uint32) error {
-	gone := o.filter.missing(kind, epoch)
+func (o *output) sweep(ctx context.Context, kind reader.ObjectType, sync uint32, s version, rolledBack bool) error {
+	gone := o.filter.gone(kind, sync, s, rolledBack)
 	if len(gone) == 0 {
 		return nil
 	}
@@ -88,9 +168,25 @@ func (o *output) sweep(ctx context.Context, kind reader.ObjectType, epoch uint32
 		if err := o.send(ctx, reader.NewEntry(reader.CTDelete, kind, obj)); err != nil {
 			return err
 		}
-		o.filter.remove(key, rec.rv)
+		at := rec.rv
+		if !rolledBack && s.newerThan(at) && !s.opaque() && !at.opaque() {
+			at = s
+		}
+		o.filter.remove(key, at)
+		o.stats.synthesizedDeletes(kind, 1)
 	}
-	o.stats.synthesizedDeletes(kind, len(gone))
+	return nil
+}
+
+// progress passes a stream's position on to the filter.
+func (o *output) progress(ctx context.Context, set *streamSet, kind reader.ObjectType, rv string) error {
+	if err := o.mu.lock(ctx); err != nil {
+		return err
+	}
+	defer o.mu.unlock()
+	if set.role.Load() == int32(roleCurrent) {
+		o.filter.progress(kind, parseVersion(rv), o.overlap())
+	}
 	return nil
 }
 
@@ -115,10 +211,11 @@ func (o *output) live() map[reader.ObjectType]int {
 	return m
 }
 
-// setSink is how the streams of one set reach the output; it implements stream.Sink.
+// setSink is how stream i of a set reaches the output; it implements stream.Sink.
 type setSink struct {
 	o   *output
 	set *streamSet
+	i   int
 }
 
 // BeginSync takes no lock: a stream begins a complete state before it opens, and must be able to
@@ -127,30 +224,30 @@ func (s setSink) BeginSync(reader.ObjectType) uint32 {
 	return s.o.filter.beginSync()
 }
 
-func (s setSink) Observe(ctx context.Context, kind reader.ObjectType, t watch.EventType, obj runtime.Object) error {
-	s.o.mu.Lock()
-	defer s.o.mu.Unlock()
-	return s.o.observe(ctx, s.set, kind, t, obj)
+func (s setSink) Observe(ctx context.Context, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error {
+	return s.o.observe(ctx, s.set, kind, t, obj, sync)
 }
 
-// EndSync sweeps at once, except in a relist's new set before it is swapped in: the swap sweeps.
-func (s setSink) EndSync(ctx context.Context, kind reader.ObjectType, epoch uint32) error {
-	s.o.mu.Lock()
-	defer s.o.mu.Unlock()
-	switch {
-	case s.set.retired:
-		return nil
-	case s.set.candidate:
-		s.set.pending[kind] = epoch
-		return nil
-	}
-	return s.o.sweep(ctx, kind, epoch)
+func (s setSink) EndSync(ctx context.Context, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error {
+	return s.o.endSync(ctx, s.set, s.i, kind, sync, rv, rolledBack)
 }
 
-func (s setSink) Progress(kind reader.ObjectType, resourceVersion string) {
-	s.o.mu.Lock()
-	defer s.o.mu.Unlock()
-	if !s.set.retired {
-		s.o.filter.progress(kind, parseVersion(resourceVersion))
+func (s setSink) Progress(ctx context.Context, kind reader.ObjectType, rv string) error {
+	return s.o.progress(ctx, s.set, kind, rv)
+}
+
+// ctxMutex is a mutex whose lock can be given up when a context ends.
+type ctxMutex chan struct{}
+
+func newCtxMutex() ctxMutex { return make(ctxMutex, 1) }
+
+func (m ctxMutex) lock(ctx context.Context) error {
+	select {
+	case m <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
+
+func (m ctxMutex) unlock() { <-m }

@@ -68,7 +68,7 @@ func userWithRole(t *testing.T, name string, role *rbacv1.ClusterRole) *rest.Con
 	ctx := context.Background()
 	role = role.DeepCopy()
 	role.Name = name
-	if _, err := plane.Clientset.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+	if _, err := plane(t).Clientset.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	binding := &rbacv1.ClusterRoleBinding{
@@ -76,14 +76,14 @@ func userWithRole(t *testing.T, name string, role *rbacv1.ClusterRole) *rest.Con
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: name}},
 	}
-	if _, err := plane.Clientset.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	if _, err := plane(t).Clientset.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = plane.Clientset.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
-		_ = plane.Clientset.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = plane(t).Clientset.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = plane(t).Clientset.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
 	})
-	user, err := plane.Env.AddUser(envtest.User{Name: name}, nil)
+	user, err := plane(t).Env.AddUser(envtest.User{Name: name}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestLeastPrivilege(t *testing.T) {
 	role := readerRole(t)
 	t.Run("exactly the role", func(t *testing.T) {
 		rr := startReader(t, userWithRole(t, "watchlist-least", role), RTAll)
-		rr.c.assertConverged(t, plane.Clientset, RTAll, 20*time.Second)
+		rr.c.assertConverged(t, plane(t).Clientset, RTAll, 20*time.Second)
 	})
 	t.Run("lacking ingresses", func(t *testing.T) {
 		less := role.DeepCopy()

@@ -65,8 +65,10 @@ func (r *Reader) Relist(ctx context.Context) error {
 
 // relistOnce runs one relist at a time.
 func (r *Reader) relistOnce(ctx context.Context) error {
-	r.relistMu.Lock()
-	defer r.relistMu.Unlock()
+	if err := r.relistMu.lock(ctx); err != nil {
+		return fmt.Errorf("relist: waiting for the relist under way: %w", err)
+	}
+	defer r.relistMu.unlock()
 	start := time.Now()
 	if err := r.relist(ctx); err != nil {
 		return err
@@ -75,53 +77,29 @@ func (r *Reader) relistOnce(ctx context.Context) error {
 	return nil
 }
 
-// relist starts a new set of streams beside the current one and, once the new set has delivered its
-// initial state on every stream, swaps it in and stops the old set. ctx bounds the wait; the new set
-// lives as long as the reader.
+// relist starts a new set of streams beside the current one and, once the new set has delivered
+// its initial state on every stream, swaps it in and stops the old set. Every wait ends with ctx
+// (or relistLimit, or the reader's lifetime); the new set lives as long as the reader. While both
+// run, both deliver through the filter: the new set's complete states find what the old set missed,
+// and tombstones keep the one that lags from bringing back what the other deleted.
 func (r *Reader) relist(ctx context.Context) error {
-	r.output.mu.Lock()
-	r.output.filter.overlap = true
-	r.output.mu.Unlock()
-
 	next := r.startSet(r.lifetime, true)
 	waitCtx, cancel := context.WithTimeout(ctx, r.relistLimit)
 	defer context.AfterFunc(r.lifetime, cancel)()
 	err := next.waitSynced(waitCtx)
 	cancel()
 	if err != nil {
+		r.output.abandon(next)
 		next.stop()
-		r.output.mu.Lock()
-		next.retired = true
-		r.output.filter.overlap = false
-		r.output.mu.Unlock()
 		return fmt.Errorf("relist: %w", err)
 	}
-	old, err := r.swap(r.lifetime, next)
-	old.stop()
-	return err
-}
-
-// swap makes next the current set in one step: the identities next did not see are delivered as
-// deletes, then the old set is retired, so that none of its events is delivered after the swap. It
-// returns the old set for the caller to stop.
-func (r *Reader) swap(ctx context.Context, next *streamSet) (*streamSet, error) {
 	r.mu.Lock()
 	old := r.current
 	r.current = next
 	r.mu.Unlock()
-
-	r.output.mu.Lock()
-	defer r.output.mu.Unlock()
-	old.retired = true
-	next.candidate = false
-	r.output.filter.overlap = false
-	for kind, epoch := range next.pending {
-		if err := r.output.sweep(ctx, kind, epoch); err != nil {
-			return old, fmt.Errorf("relist: deliver deletes: %w", err)
-		}
-		delete(next.pending, kind)
-	}
-	return old, nil
+	r.output.swap(old, next)
+	old.stop()
+	return nil
 }
 
 // jitter returns d ±10%.

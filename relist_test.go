@@ -15,39 +15,46 @@ import (
 	"github.com/watchlist-go/watchlist/reader"
 )
 
-// TestSwapDeliversWhatTheNewSetDidNotSee plays a relist through the output: the new set's complete
-// state lacks one object, which comes out as a delete at the swap (not before), and an event of the
-// old set after the swap is not delivered.
-func TestSwapDeliversWhatTheNewSetDidNotSee(t *testing.T) {
+// TestSwapRetiresTheOldSet plays a relist through the output: the new set's complete state lacks
+// one object, which comes out as a delete when that state ends, the reader counts as synced once
+// the new set is swapped in, and an event of the old set after the swap is not delivered.
+func TestSwapRetiresTheOldSet(t *testing.T) {
 	ctx := context.Background()
 	ch := make(chan reader.Entry, 16)
 	st := newStats()
-	r := &Reader{stats: st, output: newOutput(ch, 0, st, logr.Discard())}
-	old := &streamSet{pending: map[reader.ObjectType]uint32{}, stats: st, cancel: func() {}}
-	r.current = old
-	oldSink := setSink{o: r.output, set: old}
+	o := newOutput(ch, 0, st, logr.Discard())
+	old, next := newTestSet(1), newTestSet(1)
+	oldSink, nextSink := setSink{o: o, set: old}, setSink{o: o, set: next}
 	for _, p := range []struct{ uid, rv string }{{uidA, "10"}, {uidB, "11"}} {
-		if err := oldSink.Observe(ctx, reader.OTPod, watch.Added, pod(p.uid, p.rv)); err != nil {
+		if err := oldSink.Observe(ctx, reader.OTPod, watch.Added, pod(p.uid, p.rv), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	r.output.filter.overlap = true
-	next := &streamSet{pending: map[reader.ObjectType]uint32{}, stats: st, candidate: true, cancel: func() {}}
-	nextSink := setSink{o: r.output, set: next}
-	epoch := nextSink.BeginSync(reader.OTPod)
-	if err := nextSink.Observe(ctx, reader.OTPod, watch.Added, pod(uidB, "11")); err != nil {
+	o.beginOverlap(next)
+	token := nextSink.BeginSync(reader.OTPod)
+	if err := nextSink.Observe(ctx, reader.OTPod, watch.Added, pod(uidB, "11"), token); err != nil {
 		t.Fatal(err)
 	}
-	if err := nextSink.EndSync(ctx, reader.OTPod, epoch); err != nil {
+	if err := nextSink.EndSync(ctx, reader.OTPod, token, "20", false); err != nil {
 		t.Fatal(err)
 	}
-	if len(ch) != 2 {
-		t.Fatalf("%d entries before the swap, want the 2 adds only", len(ch))
+	select {
+	case <-next.synced:
+	default:
+		t.Fatal("the new set is not synced after its only stream's complete state")
 	}
-	if _, err := r.swap(ctx, next); err != nil {
-		t.Fatal(err)
+	select {
+	case <-o.synced:
+		t.Fatal("the reader counts as synced through a candidate before the swap")
+	default:
 	}
-	if err := oldSink.Observe(ctx, reader.OTPod, watch.Modified, pod(uidB, "12")); err != nil {
+	o.swap(old, next)
+	select {
+	case <-o.synced:
+	default:
+		t.Fatal("the reader is not synced after the swap")
+	}
+	if err := oldSink.Observe(ctx, reader.OTPod, watch.Modified, pod(uidB, "21"), 0); err != nil {
 		t.Fatal(err)
 	}
 	close(ch)
@@ -59,15 +66,15 @@ func TestSwapDeliversWhatTheNewSetDidNotSee(t *testing.T) {
 	if fmt.Sprint(got) != want {
 		t.Fatalf("entries %v, want %v", got, want)
 	}
-	if r.current != next {
-		t.Fatal("the new set is not current after the swap")
+	if o.overlap() {
+		t.Fatal("still overlapping after the swap")
 	}
 }
 
 // TestQuietRelist: relists of a cluster where nothing changes deliver no entry at all, whether on
 // the timer or asked for, and never run more than two sets.
 func TestQuietRelist(t *testing.T) {
-	rr := startReader(t, plane.Config, RTAll, withRelistPeriod(400*time.Millisecond))
+	rr := startReader(t, plane(t).Config, RTAll, withRelistPeriod(400*time.Millisecond))
 	time.Sleep(500 * time.Millisecond)
 	before := rr.c.total()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -91,12 +98,12 @@ func TestRelistDuringChurn(t *testing.T) {
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			typ := RTPod | RTService | RTRBAC
-			rr := startReader(t, plane.Config, typ, withRelistPeriod(500*time.Millisecond))
-			ns := newNamespace(t, plane.Clientset, "relist")
-			ch := churn(t, plane.Clientset, ns, seed, 5*time.Millisecond, reader.OTPod, reader.OTService, reader.OTRole)
+			rr := startReader(t, plane(t).Config, typ, withRelistPeriod(500*time.Millisecond))
+			ns := newNamespace(t, plane(t).Clientset, "relist")
+			ch := churn(t, plane(t).Clientset, ns, seed, 5*time.Millisecond, reader.OTPod, reader.OTService, reader.OTRole)
 			waitFor(t, 60*time.Second, "4 relists", func() bool { _, _, n := rr.r.stats.setCounts(); return n >= 4 })
 			writes := ch.stop()
-			rr.c.assertConverged(t, plane.Clientset, typ, 20*time.Second)
+			rr.c.assertConverged(t, plane(t).Clientset, typ, 20*time.Second)
 			_, most, relists := rr.r.stats.setCounts()
 			if most > 2 {
 				t.Errorf("%d sets ran at once, want at most 2", most)
@@ -111,7 +118,7 @@ func TestRelistDuringChurn(t *testing.T) {
 func TestRelistThatCannotComplete(t *testing.T) {
 	p := newProxy(t)
 	typ := RTPod | RTService
-	rr := startReader(t, p.Config(plane.Config), typ)
+	rr := startReader(t, p.Config(plane(t).Config), typ)
 	rr.r.relistLimit = 1500 * time.Millisecond
 	p.Block()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -124,13 +131,13 @@ func TestRelistThatCannotComplete(t *testing.T) {
 	if now, most, _ := rr.r.stats.setCounts(); now != 1 || most > 2 {
 		t.Errorf("sets now %d (want 1), at most %d (want <= 2)", now, most)
 	}
-	ns := newNamespace(t, plane.Clientset, "relist-down")
-	ch := churn(t, plane.Clientset, ns, 4, 10*time.Millisecond, reader.OTPod, reader.OTService)
+	ns := newNamespace(t, plane(t).Clientset, "relist-down")
+	ch := churn(t, plane(t).Clientset, ns, 4, 10*time.Millisecond, reader.OTPod, reader.OTService)
 	time.Sleep(time.Second)
 	p.Unblock()
 	time.Sleep(time.Second)
 	ch.stop()
-	rr.c.assertConverged(t, plane.Clientset, typ, 30*time.Second)
+	rr.c.assertConverged(t, plane(t).Clientset, typ, 30*time.Second)
 	if err := rr.r.Relist(ctx); err != nil {
 		t.Fatalf("Relist once the server is back: %v", err)
 	}
@@ -145,7 +152,7 @@ func TestRelistForbidden(t *testing.T) {
 	const name = "watchlist-relist-revoked"
 	typ := RTPod | RTService
 	rr := startReader(t, userWithRole(t, name, readerRole(t)), typ)
-	bindings := plane.Clientset.RbacV1().ClusterRoleBindings()
+	bindings := plane(t).Clientset.RbacV1().ClusterRoleBindings()
 	binding, err := bindings.Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -171,11 +178,11 @@ func TestRelistForbidden(t *testing.T) {
 	if _, err := bindings.Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ns := newNamespace(t, plane.Clientset, "relist-forbidden")
-	ch := churn(t, plane.Clientset, ns, 5, 10*time.Millisecond, reader.OTPod, reader.OTService)
+	ns := newNamespace(t, plane(t).Clientset, "relist-forbidden")
+	ch := churn(t, plane(t).Clientset, ns, 5, 10*time.Millisecond, reader.OTPod, reader.OTService)
 	time.Sleep(2 * time.Second)
 	writes := ch.stop()
-	rr.c.assertConverged(t, plane.Clientset, typ, 30*time.Second)
+	rr.c.assertConverged(t, plane(t).Clientset, typ, 30*time.Second)
 	waitFor(t, 20*time.Second, "a relist once the rights are back", func() bool { return rr.r.Relist(ctx) == nil })
 	t.Logf("refused relist: %v; then %d writes, %d entries checked", relistErr, writes, rr.c.total())
 }

@@ -3,9 +3,9 @@ package watchlist
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/watchlist-go/watchlist/internal/stream"
-	"github.com/watchlist-go/watchlist/reader"
 )
 
 // streamSet is one complete set of streams, one per kind, all feeding one output. A reader has one;
@@ -23,28 +23,36 @@ type streamSet struct {
 	failed   chan struct{} // closed with err set when a stream could not open
 	err      error
 
-	// Guarded by the output's mu.
-	candidate bool                         // a relist's new set, not yet swapped in
-	retired   bool                         // replaced by a newer set: its events are ignored
-	pending   map[reader.ObjectType]uint32 // sweeps a candidate owes, done at the swap
+	// role is a setRole; the output's overlap methods write it.
+	role atomic.Int32
+	// synced is closed once every stream delivered its first complete state.
+	synced chan struct{}
+	// Guarded by the output's mu: which streams delivered a complete state, and how many have not.
+	done     []bool
+	unsynced int
 }
 
-// startSet starts one stream per kind under parent; the set stops when parent ends or stop is called.
+// startSet starts one stream per kind under parent; the set stops when parent ends or stop is
+// called. A candidate is a relist's new set: it is one before any of its streams runs.
 func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 	ctx, cancel := context.WithCancel(parent)
 	set := &streamSet{
-		ctx:       ctx,
-		cancel:    cancel,
-		failed:    make(chan struct{}),
-		stats:     r.stats,
-		candidate: candidate,
-		pending:   make(map[reader.ObjectType]uint32),
+		ctx:      ctx,
+		cancel:   cancel,
+		failed:   make(chan struct{}),
+		stats:    r.stats,
+		synced:   make(chan struct{}),
+		done:     make([]bool, len(r.kinds)),
+		unsynced: len(r.kinds),
 	}
-	for _, k := range r.kinds {
+	if candidate {
+		r.output.beginOverlap(set)
+	}
+	for i, k := range r.kinds {
 		set.streams = append(set.streams, stream.New(stream.Config{
 			Kind:     k,
 			Client:   k.Client(r.clientset),
-			Sink:     setSink{o: r.output, set: set},
+			Sink:     setSink{o: r.output, set: set, i: i},
 			Observer: r.stats,
 			Log:      r.log,
 			Timing:   r.timing,
@@ -61,6 +69,24 @@ func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 	return set
 }
 
+func (s *streamSet) retiredNow() bool { return s.role.Load() == int32(roleRetired) }
+
+// streamSynced counts stream i synced; the last one closes synced, and makes the reader synced
+// when the set is current. The caller holds o.mu.
+func (s *streamSet) streamSynced(i int, o *output) {
+	if s.done[i] {
+		return
+	}
+	s.done[i] = true
+	if s.unsynced--; s.unsynced > 0 {
+		return
+	}
+	close(s.synced)
+	if s.role.Load() == int32(roleCurrent) {
+		o.markSynced()
+	}
+}
+
 func (s *streamSet) fail(err error) {
 	s.failOnce.Do(func() {
 		s.err = err
@@ -69,32 +95,44 @@ func (s *streamSet) fail(err error) {
 	})
 }
 
-// waitOpen returns nil once every stream is open, or the first stream's error, or ctx's.
+// waitOpen returns nil once every stream is open, or the first stream's error, or ctx's, or
+// errStopped when the set was stopped.
 func (s *streamSet) waitOpen(ctx context.Context) error {
-	return s.waitAll(ctx, (*stream.Stream).Opened)
-}
-
-// waitSynced returns nil once every stream delivered its first complete state.
-func (s *streamSet) waitSynced(ctx context.Context) error {
-	return s.waitAll(ctx, (*stream.Stream).Synced)
-}
-
-func (s *streamSet) waitAll(ctx context.Context, ch func(*stream.Stream) <-chan struct{}) error {
 	for _, st := range s.streams {
-		select {
-		case <-ch(st):
-		case <-s.ctx.Done():
-			select {
-			case <-s.failed: // fail cancels ctx too: report why
-				return s.err
-			default:
-				return errStopped
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := s.wait(ctx, st.Opened()); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// waitSynced returns nil once every stream delivered its first complete state, or as waitOpen.
+func (s *streamSet) waitSynced(ctx context.Context) error {
+	return s.wait(ctx, s.synced)
+}
+
+// wait returns nil once ch is closed, even when the set stopped too.
+func (s *streamSet) wait(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	default:
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-s.ctx.Done():
+		select {
+		case <-ch:
+			return nil
+		case <-s.failed: // fail cancels ctx too: report why
+			return s.err
+		default:
+			return errStopped
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // stop cancels every stream and waits for their goroutines. Calls after the first only wait.

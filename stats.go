@@ -23,7 +23,7 @@ type stats struct {
 	sets        int // sets of streams running now
 	maxSets     int // the most that ever ran at once
 	lastEvent   map[reader.ObjectType]time.Time
-	fallback    map[reader.ObjectType]bool
+	fallback    map[reader.ObjectType]int // streams of the kind running in LIST + WATCH now
 	// relistTime is not registered anywhere: WithMetrics's collector exports it.
 	relistTime prometheus.Histogram
 }
@@ -45,7 +45,7 @@ func newStats() *stats {
 		drops:       make(map[reader.ObjectType]int),
 		synthesized: make(map[reader.ObjectType]int),
 		lastEvent:   make(map[reader.ObjectType]time.Time),
-		fallback:    make(map[reader.ObjectType]bool),
+		fallback:    make(map[reader.ObjectType]int),
 		relistTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "watchlist_relist_duration_seconds",
 			Help:    "How long relists took, from start to swap.",
@@ -59,8 +59,16 @@ func (s *stats) Restarted(k kinds.Kind, reason stream.Reason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.restarts[restartKey{k.Object, reason}]++
-	if reason == stream.ReasonFallback {
-		s.fallback[k.Object] = true
+}
+
+// Fallback implements stream.Observer.
+func (s *stats) Fallback(k kinds.Kind, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.fallback[k.Object]++
+	} else {
+		s.fallback[k.Object]--
 	}
 }
 
@@ -91,49 +99,6 @@ func (s *stats) relisted(took time.Duration) {
 	s.relistTime.Observe(took.Seconds())
 }
 
-// deliveredCount returns how many entries were delivered, over every kind and change.
-func (s *stats) deliveredCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return sumValues(s.entries)
-}
-
-// sumValues adds up the counts of m.
-func sumValues[K comparable](m map[K]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
-// restartCount returns how often streams restarted for reason, over every kind.
-func (s *stats) restartCount(reason stream.Reason) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for k, c := range s.restarts {
-		if k.reason == reason {
-			n += c
-		}
-	}
-	return n
-}
-
-// restartsOf returns how often streams of kind restarted for reason.
-func (s *stats) restartsOf(kind reader.ObjectType, reason stream.Reason) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.restarts[restartKey{kind, reason}]
-}
-
-// synthesizedOf returns how many deletes of kind were found by a diff, not seen as events.
-func (s *stats) synthesizedOf(kind reader.ObjectType) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.synthesized[kind]
-}
-
 func (s *stats) setStarted() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -145,11 +110,4 @@ func (s *stats) setStopped() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sets--
-}
-
-// setCounts returns how many sets run now, the most that ever ran at once, and relists completed.
-func (s *stats) setCounts() (now, most, relists int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sets, s.maxSets, s.relists
 }

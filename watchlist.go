@@ -44,6 +44,8 @@ var (
 	ErrNoOut = errors.New("watchlist: SetOut was not called")
 	// ErrRunning: SetOut or Run was called after Run.
 	ErrRunning = errors.New("watchlist: Run was already called")
+	// ErrOutSet: SetOut was called a second time.
+	ErrOutSet = errors.New("watchlist: SetOut was already called")
 	// ErrNotRunning: WaitForSync was called before Run.
 	ErrNotRunning = errors.New("watchlist: Run was not called")
 	errStopped    = errors.New("streams stopped")
@@ -69,10 +71,10 @@ type Reader struct {
 	closed   bool
 	err      error              // what stopped the reader
 	cancel   context.CancelFunc // ends every stream
-	initial  *streamSet         // the set Run started; WaitForSync waits for it
-	current  *streamSet         // the set being delivered
+	initial  *streamSet         // the set Run started; Run waits for it to open
+	current  *streamSet         // the set being delivered; a relist's swap replaces it
 	relister sync.WaitGroup     // the relist loop
-	relistMu sync.Mutex         // one relist at a time
+	relistMu ctxMutex           // one relist at a time
 	lifetime context.Context    // the streams' context, set by Run
 
 	closeOnce sync.Once
@@ -102,6 +104,7 @@ func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes Ret
 		timing:      stream.DefaultTiming(),
 		relistLimit: 10 * time.Minute,
 		stats:       newStats(),
+		relistMu:    newCtxMutex(),
 		stopping:    make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -141,7 +144,7 @@ func (r *Reader) SetOut(ctx context.Context, out chan Entry) error {
 	case r.running:
 		return ErrRunning
 	case r.out != nil:
-		return errors.New("watchlist: SetOut was already called")
+		return ErrOutSet
 	}
 	r.out = out
 	r.output = newOutput(out, r.filterSize, r.stats, r.log)
@@ -188,23 +191,26 @@ func (r *Reader) Run(ctx context.Context) error {
 }
 
 // WaitForSync returns nil once every stream's initial state was sent on out, or ctx's error, or the
-// error that stopped the reader.
+// error that stopped the reader. Being synced belongs to the reader: it holds across relists, and
+// once it returned nil it always does, also after the reader stopped.
 func (r *Reader) WaitForSync(ctx context.Context) error {
 	r.mu.Lock()
-	set, closed := r.initial, r.closed
+	running, closed, o := r.running, r.closed, r.output
 	r.mu.Unlock()
-	if set == nil {
+	if !running {
 		if closed {
 			return r.stopErr()
 		}
 		return ErrNotRunning
 	}
-	err := set.waitSynced(ctx)
-	if err == nil || ctx.Err() != nil {
-		return err
-	}
-	// The set stopped: the reader is stopping, and says why once shutdown recorded it.
 	select {
+	case <-o.synced:
+		return nil
+	default:
+	}
+	select {
+	case <-o.synced:
+		return nil
 	case <-r.stopping:
 		return r.stopErr()
 	case <-ctx.Done():

@@ -1,15 +1,9 @@
-// Package stream keeps one resource's WatchList stream alive: the initial state ended by the
-// k8s.io/initial-events-end bookmark, then changes; a resume without replay when a watch ends; a fresh
-// state when the resume point expired (410); LIST + WATCH when the server refuses WatchList; backoff
-// on errors. What it sees goes to a Sink and nowhere else.
 package stream
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,9 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
@@ -32,16 +26,20 @@ import (
 // took it or ctx ended, and then return ctx's error.
 type Sink interface {
 	// BeginSync is called before a request that answers with a complete state (WatchList or LIST).
-	// The returned epoch goes to EndSync.
+	// The token it returns goes with every object of that state to Observe, and then to EndSync.
 	BeginSync(kind reader.ObjectType) uint32
-	// Observe passes one Added, Modified or Deleted object.
-	Observe(ctx context.Context, kind reader.ObjectType, t watch.EventType, obj runtime.Object) error
-	// EndSync is called once the complete state begun at epoch was observed: every identity of kind
-	// that was not seen since then is gone from the server.
-	EndSync(ctx context.Context, kind reader.ObjectType, epoch uint32) error
-	// Progress says the stream has seen every event of kind up to resourceVersion (after an
-	// event or a bookmark past the initial state).
-	Progress(kind reader.ObjectType, resourceVersion string)
+	// Observe passes one Added, Modified or Deleted object. sync is the token of the complete state
+	// the object belongs to, or 0 for a change after it.
+	Observe(ctx context.Context, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error
+	// EndSync says the complete state begun with token sync is whole, at resourceVersion rv: an
+	// identity of kind that it did not hold, and whose last version delivered is not newer than rv,
+	// is gone from the server. rolledBack says rv is older than the point the stream resumed from
+	// before: the server's history went back (etcd restored without a revision bump), so versions
+	// newer than rv are void; the stream asks for the complete state again right after.
+	EndSync(ctx context.Context, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error
+	// Progress says the stream has seen every event of kind up to resourceVersion (after an event
+	// or a bookmark past the complete state).
+	Progress(ctx context.Context, kind reader.ObjectType, resourceVersion string) error
 }
 
 // Reason says why a stream makes a new request.
@@ -50,20 +48,29 @@ type Reason string
 const (
 	// ReasonStart is the first request.
 	ReasonStart Reason = "start"
+	// ReasonListed: the fallback's LIST completed; watch from its resourceVersion.
+	ReasonListed Reason = "listed"
 	// ReasonEnded: the watch ended normally; resume from the last resume point, without replay.
 	ReasonEnded Reason = "ended"
 	// ReasonExpired: the resume point is no longer served (410 Gone, too large resourceVersion);
 	// request the complete state again and diff it.
 	ReasonExpired Reason = "expired"
+	// ReasonRolledBack: a complete state was older than the point the stream had resumed from (the
+	// server's history went back); the kind was re-baselined and the state is requested again.
+	ReasonRolledBack Reason = "rolled-back"
 	// ReasonError: a request or watch failed; retry after a backoff.
 	ReasonError Reason = "error"
-	// ReasonFallback: the server refused WatchList or never ended the initial state; LIST + WATCH.
+	// ReasonFallback: the server refused or ignored WatchList; LIST + WATCH from now on.
 	ReasonFallback Reason = "fallback"
 )
 
-// Observer is told about every new request a stream makes. It must not block.
+// Observer is told about every new request a stream makes, and when the stream enters or leaves the
+// fallback. It must not block.
 type Observer interface {
 	Restarted(kind kinds.Kind, reason Reason)
+	// Fallback says the stream uses LIST + WATCH (on) or no longer runs in that mode (off, when Run
+	// returns).
+	Fallback(kind kinds.Kind, on bool)
 }
 
 // Timing holds a stream's delays; DefaultTiming is what a reader uses.
@@ -72,8 +79,9 @@ type Timing struct {
 	Backoff wait.Backoff
 	// BackoffReset: after this long without a failure, Backoff starts over from its first delay.
 	BackoffReset time.Duration
-	// InitialEventsTimeout: when the initial state brings no event and no end bookmark for this
-	// long, the server is taken to ignore sendInitialEvents and the stream falls back to LIST + WATCH.
+	// InitialEventsTimeout bounds the time the server may take to send a complete state and its
+	// end bookmark, not counting the time spent waiting for the consumer. Past it the server is
+	// taken to ignore sendInitialEvents and the stream falls back to LIST + WATCH.
 	InitialEventsTimeout time.Duration
 	// WatchTimeout: each watch asks the server to end it after a random time in [WatchTimeout,
 	// 2*WatchTimeout), so connections are renewed and a silently dead one cannot last. 0 leaves it
@@ -97,6 +105,12 @@ func DefaultTiming() Timing {
 	}
 }
 
+// maxInitialErrors is how many WatchLists in a row may end with an ERROR event before their end
+// bookmark before the stream falls back to LIST + WATCH. kube-apiserver answers a WatchList with
+// one ERROR event when it cannot serve it (for instance its etcd lacks progress notifications),
+// expecting the client to fall back.
+const maxInitialErrors = 3
+
 // Config is what a Stream needs.
 type Config struct {
 	Kind     kinds.Kind
@@ -109,15 +123,17 @@ type Config struct {
 
 // Stream is one resource's stream. Run drives it; Opened and Synced report its progress.
 type Stream struct {
-	cfg         Config
-	log         logr.Logger
-	delay       wait.DelayFunc // the backoff; replaced by a fresh one after a healthy period
-	lastFailure time.Time
+	cfg Config
+	log logr.Logger
 
 	// Owned by Run's goroutine.
-	rv       string // resume point: the end bookmark's or a later event's resourceVersion; "" = none
-	fallback bool   // the server refused WatchList: LIST + WATCH from now on
-	isOpen   bool
+	delay         wait.DelayFunc // the backoff; replaced by a fresh one after a healthy period
+	lastFailure   time.Time
+	rv            string // resume point: the end bookmark's, a LIST's or a later event's resourceVersion; "" = none
+	before        string // the resume point the last gap ended; a complete state older than it is a rollback
+	fallback      bool   // LIST + WATCH from now on
+	isOpen        bool
+	initialErrors int // WatchLists in a row that ended with an ERROR event before their end bookmark
 
 	opened, synced       chan struct{}
 	openOnce, syncedOnce sync.Once
@@ -134,22 +150,22 @@ func New(cfg Config) *Stream {
 	}
 }
 
-// Opened is closed once the server accepted the stream's first request.
+// Opened is closed once the server first answered with data (an event, or a LIST page).
 func (s *Stream) Opened() <-chan struct{} { return s.opened }
 
 // Synced is closed once the stream's first complete state went through the Sink.
 func (s *Stream) Synced() <-chan struct{} { return s.synced }
 
-// Kind is the kind this stream watches.
-func (s *Stream) Kind() kinds.Kind { return s.cfg.Kind }
-
-// Errors that end one attempt; Run decides what comes next.
+// Outcomes of one turn that are not the server's own errors; next decides what each leads to.
 var (
 	errEnded        = errors.New("watch ended")
 	errShortWatch   = errors.New("watch ended at once with no event")
 	errCutInitial   = errors.New("watch ended before the initial state was complete")
-	errNoBookmark   = errors.New("the server sent no initial-events-end bookmark")
+	errNoBookmark   = errors.New("the server sent no initial-events-end bookmark in time")
+	errIgnored      = errors.New("the server ignored sendInitialEvents")
 	errRefused      = errors.New("the server refused WatchList")
+	errInitialError = errors.New("the server ended WatchList with an error event")
+	errRolledBack   = errors.New("the complete state is older than the last resume point")
 	errUnknownEvent = errors.New("unknown watch event type")
 )
 
@@ -157,6 +173,11 @@ var (
 // error that retrying will not fix (Forbidden, Unauthorized, a resource not served) ends Run with
 // that error; after, every error is retried with backoff.
 func (s *Stream) Run(ctx context.Context) error {
+	defer func() {
+		if s.fallback && s.cfg.Observer != nil {
+			s.cfg.Observer.Fallback(s.cfg.Kind, false)
+		}
+	}()
 	reason := ReasonStart
 	for {
 		if s.cfg.Observer != nil {
@@ -167,7 +188,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		case s.rv != "":
 			err = s.resume(ctx)
 		case s.fallback:
-			err = s.listThenResume(ctx)
+			err = s.listWatch(ctx)
 		default:
 			err = s.watchList(ctx)
 		}
@@ -185,28 +206,49 @@ func (s *Stream) Run(ctx context.Context) error {
 	}
 }
 
-// next decides, from how an attempt ended, why and after how long the next one starts, or returns
-// the error that ends Run.
+// next decides, from how a turn ended, why and after how long the next one starts, or returns the
+// error that ends Run.
 func (s *Stream) next(err error) (Reason, time.Duration, error) {
 	switch {
-	case err == nil: // a fallback LIST completed: watch from its resourceVersion
-		return ReasonStart, 0, nil
+	case err == nil: // listWatch's LIST completed: watch from its resourceVersion
+		return ReasonListed, 0, nil
 	case errors.Is(err, errEnded):
 		s.log.V(2).Info("watch ended; resuming", "resourceVersion", s.rv)
 		return ReasonEnded, 0, nil
+	case errors.Is(err, errRolledBack):
+		s.log.Info("the server's state is older than what was read before (etcd restored?); requesting it again", "reason", err.Error())
+		s.rv = ""
+		return ReasonRolledBack, 0, nil
 	case isExpired(err):
 		s.log.V(2).Info("resume point expired; requesting the complete state", "resourceVersion", s.rv, "reason", err.Error())
+		if s.rv != "" {
+			s.before = s.rv
+		}
 		s.rv = ""
 		return ReasonExpired, 0, nil
-	case errors.Is(err, errRefused), errors.Is(err, errNoBookmark):
+	case errors.Is(err, errRefused), errors.Is(err, errIgnored), errors.Is(err, errNoBookmark),
+		errors.Is(err, errInitialError) && s.initialErrors >= maxInitialErrors:
 		if !s.fallback {
 			s.log.Info("falling back to LIST + WATCH", "reason", err.Error())
+			if s.cfg.Observer != nil {
+				s.cfg.Observer.Fallback(s.cfg.Kind, true)
+			}
 		}
 		s.fallback, s.rv = true, ""
 		return ReasonFallback, 0, nil
 	case isPermanent(err) && !s.isOpen:
 		return "", 0, err
+	case errors.Is(err, errInitialError): // fewer than maxInitialErrors so far: retry WatchList
+	case errors.Is(err, errCutInitial): // the next WatchList starts the state over
+	case errors.Is(err, errShortWatch): // e.g. client-go's empty watch after a connection error
+	case errors.Is(err, errUnknownEvent):
+	default: // a request that failed, an ERROR event after the initial state, 429, 5xx
 	}
+	return ReasonError, s.backoff(err), nil
+}
+
+// backoff returns the pause before the next attempt after err, and logs it.
+func (s *Stream) backoff(err error) time.Duration {
 	if time.Since(s.lastFailure) > s.cfg.Timing.BackoffReset {
 		s.delay = s.cfg.Timing.Backoff.DelayFunc() // healthy since the last failure: start over
 	}
@@ -216,12 +258,12 @@ func (s *Stream) next(err error) (Reason, time.Duration, error) {
 		pause = time.Duration(d) * time.Second
 	}
 	s.log.Error(err, "stream failed; retrying", "resourceVersion", s.rv, "after", pause.String())
-	return ReasonError, pause, nil
+	return pause
 }
 
 // watchList asks for the complete state followed by every change, on one watch.
 func (s *Stream) watchList(ctx context.Context) error {
-	epoch := s.cfg.Sink.BeginSync(s.cfg.Kind.Object)
+	token := s.cfg.Sink.BeginSync(s.cfg.Kind.Object)
 	w, err := s.watch(ctx, metav1.ListOptions{
 		SendInitialEvents:    ptr.To(true),
 		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
@@ -234,55 +276,93 @@ func (s *Stream) watchList(ctx context.Context) error {
 		return err
 	}
 	defer w.Stop()
-	s.markOpen()
-	if err := s.initialState(ctx, w, epoch); err != nil {
+	if err := s.initialState(ctx, w, token); err != nil {
 		return err
 	}
 	return s.changes(ctx, w)
 }
 
 // initialState observes the initial events up to the end bookmark, whose resourceVersion becomes the
-// resume point.
-func (s *Stream) initialState(ctx context.Context, w watch.Interface, epoch uint32) error {
-	idle := time.NewTimer(s.cfg.Timing.InitialEventsTimeout)
-	defer idle.Stop()
+// resume point. The server has InitialEventsTimeout of its own time (not counting the consumer's) to
+// send them.
+func (s *Stream) initialState(ctx context.Context, w watch.Interface, token uint32) error {
+	budget := s.cfg.Timing.InitialEventsTimeout
+	deadline := time.NewTimer(budget)
+	defer deadline.Stop()
 	for {
+		waiting := time.Now()
+		deadline.Reset(budget)
+		var ev watch.Event
+		var ok bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-idle.C:
+		case <-deadline.C:
 			return errNoBookmark
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return errCutInitial
+		case ev, ok = <-w.ResultChan():
+		}
+		budget -= time.Since(waiting)
+		if !ok {
+			return errCutInitial
+		}
+		switch ev.Type {
+		case watch.Added:
+			s.markOpen()
+			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, ev.Type, ev.Object, token); err != nil {
+				return err
 			}
-			switch ev.Type {
-			case watch.Added, watch.Modified, watch.Deleted:
-				if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, ev.Type, ev.Object); err != nil {
-					return err
-				}
-				idle.Reset(s.cfg.Timing.InitialEventsTimeout)
-			case watch.Bookmark:
-				m, err := meta.Accessor(ev.Object)
-				if err != nil {
-					return err
-				}
-				if m.GetAnnotations()[metav1.InitialEventsAnnotationKey] != "true" {
-					continue // a progress bookmark is not a resume point inside the initial state
-				}
-				if err := s.cfg.Sink.EndSync(ctx, s.cfg.Kind.Object, epoch); err != nil {
-					return err
-				}
-				s.rv = m.GetResourceVersion()
-				s.markSynced()
-				return nil
-			case watch.Error:
-				return apierrors.FromObject(ev.Object)
-			default:
-				return fmt.Errorf("%w %q", errUnknownEvent, ev.Type)
+		case watch.Modified, watch.Deleted:
+			// Only a plain watch, one that ignored sendInitialEvents, changes objects before the end
+			// bookmark. The object is a change like any other; the fallback's LIST then diffs.
+			s.markOpen()
+			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, ev.Type, ev.Object, 0); err != nil {
+				return err
 			}
+			return fmt.Errorf("%w: a %s event before the initial-events-end bookmark", errIgnored, ev.Type)
+		case watch.Bookmark:
+			s.markOpen()
+			m, err := meta.Accessor(ev.Object)
+			if err != nil {
+				return err
+			}
+			if m.GetAnnotations()[metav1.InitialEventsAnnotationKey] != "true" {
+				return fmt.Errorf("%w: a bookmark without %s before the end of the initial state", errIgnored, metav1.InitialEventsAnnotationKey)
+			}
+			s.initialErrors = 0
+			return s.endSync(ctx, token, m.GetResourceVersion())
+		case watch.Error:
+			err := apierrors.FromObject(ev.Object)
+			if isExpired(err) {
+				return err
+			}
+			s.initialErrors++
+			return fmt.Errorf("%w (%d in a row): %w", errInitialError, s.initialErrors, err)
+		default:
+			return fmt.Errorf("%w %q", errUnknownEvent, ev.Type)
 		}
 	}
+}
+
+// endSync hands a complete state at rv to the Sink and makes rv the resume point, or returns
+// errRolledBack when rv is older than the resume point of before the gap.
+func (s *Stream) endSync(ctx context.Context, token uint32, rv string) error {
+	rolledBack := false
+	if s.before != "" {
+		cmp, err := resourceversion.CompareResourceVersion(rv, s.before)
+		rolledBack = err == nil && cmp < 0
+	}
+	if err := s.cfg.Sink.EndSync(ctx, s.cfg.Kind.Object, token, rv, rolledBack); err != nil {
+		return err
+	}
+	if rolledBack {
+		err := fmt.Errorf("%w: %s < %s", errRolledBack, rv, s.before)
+		s.before = ""
+		return err
+	}
+	s.before = ""
+	s.rv = rv
+	s.markSynced()
+	return nil
 }
 
 // resume watches from the resume point, with no replay of the state.
@@ -292,7 +372,6 @@ func (s *Stream) resume(ctx context.Context) error {
 		return err
 	}
 	defer w.Stop()
-	s.markOpen()
 	return s.changes(ctx, w)
 }
 
@@ -301,51 +380,52 @@ func (s *Stream) resume(ctx context.Context) error {
 func (s *Stream) changes(ctx context.Context, w watch.Interface) error {
 	start, events := time.Now(), 0
 	for {
+		var ev watch.Event
+		var ok bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				if events == 0 && time.Since(start) < s.cfg.Timing.ShortWatch {
-					return errShortWatch
-				}
-				return errEnded
+		case ev, ok = <-w.ResultChan():
+		}
+		if !ok {
+			if events == 0 && time.Since(start) < s.cfg.Timing.ShortWatch {
+				return errShortWatch
 			}
-			events++
-			switch ev.Type {
-			case watch.Added, watch.Modified, watch.Deleted, watch.Bookmark:
-				m, err := meta.Accessor(ev.Object)
-				if err != nil {
+			return errEnded
+		}
+		events++
+		switch ev.Type {
+		case watch.Added, watch.Modified, watch.Deleted, watch.Bookmark:
+			s.markOpen()
+			m, err := meta.Accessor(ev.Object)
+			if err != nil {
+				return err
+			}
+			if ev.Type != watch.Bookmark {
+				if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, ev.Type, ev.Object, 0); err != nil {
 					return err
 				}
-				if ev.Type != watch.Bookmark {
-					if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, ev.Type, ev.Object); err != nil {
-						return err
-					}
-				}
-				// Past the initial state events come in resourceVersion order: each is a position.
-				s.rv = m.GetResourceVersion()
-				s.cfg.Sink.Progress(s.cfg.Kind.Object, s.rv)
-			case watch.Error:
-				return apierrors.FromObject(ev.Object)
-			default:
-				return fmt.Errorf("%w %q", errUnknownEvent, ev.Type)
 			}
+			// Past the initial state events come in resourceVersion order: each is a position.
+			s.rv = m.GetResourceVersion()
+			if err := s.cfg.Sink.Progress(ctx, s.cfg.Kind.Object, s.rv); err != nil {
+				return err
+			}
+		case watch.Error:
+			return apierrors.FromObject(ev.Object)
+		default:
+			return fmt.Errorf("%w %q", errUnknownEvent, ev.Type)
 		}
 	}
 }
 
-// listThenResume is the fallback for servers without WatchList: a paged LIST whose items are the
+// listWatch is the fallback for servers without WatchList: a paged LIST whose items are the
 // complete state; its resourceVersion is the resume point for the watch that follows.
-func (s *Stream) listThenResume(ctx context.Context) error {
-	epoch := s.cfg.Sink.BeginSync(s.cfg.Kind.Object)
+func (s *Stream) listWatch(ctx context.Context) error {
+	token := s.cfg.Sink.BeginSync(s.cfg.Kind.Object)
 	opts := metav1.ListOptions{Limit: s.cfg.Timing.PageSize}
 	for {
-		list, err := s.cfg.Client.Get().
-			UseProtobufAsDefault().
-			Resource(s.cfg.Kind.Resource.Resource).
-			VersionedParams(&opts, scheme.ParameterCodec).
-			Do(ctx).Get()
+		list, err := s.list(ctx, opts)
 		if err != nil {
 			return err
 		}
@@ -356,7 +436,7 @@ func (s *Stream) listThenResume(ctx context.Context) error {
 		}
 		for _, item := range items {
 			// A copy, so that an object the consumer keeps does not pin the whole page.
-			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, watch.Added, item.DeepCopyObject()); err != nil {
+			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, watch.Added, item.DeepCopyObject(), token); err != nil {
 				return err
 			}
 		}
@@ -365,62 +445,21 @@ func (s *Stream) listThenResume(ctx context.Context) error {
 			return err
 		}
 		if lm.GetContinue() == "" {
-			if err := s.cfg.Sink.EndSync(ctx, s.cfg.Kind.Object, epoch); err != nil {
-				return err
-			}
-			s.rv = lm.GetResourceVersion()
-			s.markSynced()
-			return nil
+			return s.endSync(ctx, token, lm.GetResourceVersion())
 		}
 		opts.Continue = lm.GetContinue()
 	}
 }
 
-// watch opens a watch that the server ends after a random time in [WatchTimeout, 2*WatchTimeout),
-// or, when WatchTimeout is 0, when the server's --min-request-timeout says.
-//
-// Requests ask for protobuf unless the user set a content type on the rest.Config, as client-go's
-// typed clients do: every kind in the table is a built-in type, and decoding JSON costs four to six
-// times the CPU (BENCHMARKS.md).
-func (s *Stream) watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-	opts.Watch = true
-	req := s.cfg.Client.Get().UseProtobufAsDefault().Resource(s.cfg.Kind.Resource.Resource)
-	if s.cfg.Timing.WatchTimeout > 0 {
-		timeout := s.cfg.Timing.WatchTimeout + rand.N(s.cfg.Timing.WatchTimeout)
-		opts.TimeoutSeconds = ptr.To(int64(timeout.Seconds()))
-		req = req.Timeout(timeout)
-	}
-	return req.VersionedParams(&opts, scheme.ParameterCodec).Watch(ctx)
-}
-
 func (s *Stream) markOpen() {
+	if s.isOpen {
+		return
+	}
 	s.isOpen = true
 	s.openOnce.Do(func() { close(s.opened) })
 }
 
 func (s *Stream) markSynced() { s.syncedOnce.Do(func() { close(s.synced) }) }
-
-// isExpired reports a resume point the server no longer serves: 410, or a resourceVersion ahead of
-// what it has (after a restore, or a server behind its peers).
-func isExpired(err error) bool {
-	return apierrors.IsResourceExpired(err) || apierrors.IsGone(err) ||
-		apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge)
-}
-
-// refusesWatchList reports the 422 a server with the WatchList feature off answers to
-// sendInitialEvents, or a server older than 1.27 to resourceVersionMatch on a watch (or a 400 from
-// one that rejects either parameter).
-func refusesWatchList(err error) bool {
-	msg := err.Error()
-	return (apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) &&
-		(strings.Contains(msg, "sendInitialEvents") || strings.Contains(msg, "resourceVersionMatch"))
-}
-
-// isPermanent reports an error that retrying will not fix.
-func isPermanent(err error) bool {
-	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) || apierrors.IsNotFound(err) ||
-		apierrors.IsMethodNotSupported(err) || apierrors.IsBadRequest(err) || apierrors.IsInvalid(err)
-}
 
 // sleep waits for d or ctx, and reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {
