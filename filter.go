@@ -43,6 +43,9 @@ type filter struct {
 	tokens atomic.Uint32
 	// floor is the newest complete state of each kind.
 	floor [numObjectTypes]floorMark
+	// rolledBack is, per kind, the last token taken before the kind's last rollback: a complete
+	// state with a token up to it began in a history the server lost, and must be taken again.
+	rolledBack [numObjectTypes]uint32
 	// tombs are deleted identities kept while an older version may still arrive (see remove).
 	tombs []tomb
 	// live counts the live identities of each kind; read without output's lock (by a metrics
@@ -63,12 +66,15 @@ type record struct {
 	mark uint32 // the token of the newest complete state that held this identity; 0: none
 	kind reader.ObjectType
 	dead bool // a tombstone: rv is the version at or below which the object is known gone
+	void bool // rv came from a history the server lost (a rollback): any version replaces it
 }
 
-// floorMark is a kind's newest complete state: its resourceVersion and token.
+// floorMark is a kind's newest complete state: its resourceVersion and token, and the last token
+// taken when it ended (a state with a later token began after it).
 type floorMark struct {
 	rv    version
 	token uint32
+	ended uint32
 }
 
 // tomb names a tombstone to remove once no stream can bring back an older version.
@@ -79,8 +85,7 @@ type tomb struct {
 }
 
 // version is a resourceVersion. A well-formed one (digits, no leading zero) is its number; any
-// other is a hash with the top bit set, which compares only for equality. 0 is "none": after a
-// rollback, any version is newer.
+// other is a hash with the top bit set, which compares only for equality.
 type version uint64
 
 const opaqueVersion version = 1 << 63
@@ -169,7 +174,7 @@ func (f *filter) decide(k uidKey, kind reader.ObjectType, t watch.EventType, rv 
 		return reader.CTUnknown // never delivered: nothing to delete
 	case !known:
 		return reader.CTAdd
-	case !rv.newerThan(rec.rv):
+	case !rv.newerThan(rec.rv) && !rec.void:
 		return reader.CTUnknown // delivered already, or older than what was
 	case t == watch.Deleted:
 		return reader.CTDelete
@@ -192,7 +197,7 @@ func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct read
 		}
 	case reader.CTUpdate:
 		rec := f.objects[k]
-		rec.rv = rv
+		rec.rv, rec.void = rv, false
 		f.objects[k] = rec
 	case reader.CTDelete:
 		f.remove(k, rv)
@@ -227,32 +232,49 @@ func (f *filter) gone(kind reader.ObjectType, sync uint32, s version, rolledBack
 }
 
 // endSync records that the complete state with token sync is whole at s, once its deletes were
-// delivered: it becomes the kind's floor when it is the newest. After a rollback (s older than what
-// the stream read before) versions newer than s are void: the identities it held forget them, so
-// that the next complete state delivers each as it is now, and the kind has no floor until then.
+// delivered: it becomes the kind's floor when it is the newest.
+//
+// After a rollback (s older than the point the stream had resumed from: etcd restored without a
+// revision bump) the versions delivered cannot be trusted: the restored history reuses the numbers
+// of the lost one. The identities the state held forget their versions, so that the next complete
+// state delivers each as it is now (unchanged objects too, once), tombstones go (a restored object
+// may live again), and the kind has no floor until then.
 func (f *filter) endSync(kind reader.ObjectType, sync uint32, s version, rolledBack bool) {
 	if rolledBack {
 		for k, rec := range f.objects {
-			if rec.kind != kind || s.opaque() || rec.rv.opaque() || rec.rv <= s {
-				continue
-			}
-			if rec.dead {
+			switch {
+			case rec.kind != kind:
+			case rec.dead:
 				delete(f.objects, k)
 				delete(f.oddUIDs, k)
-				continue
+			case rec.mark == sync:
+				rec.void = true
+				f.objects[k] = rec
 			}
-			rec.rv = 0
-			f.objects[k] = rec
 		}
 		f.floor[kind] = floorMark{}
+		f.rolledBack[kind] = f.tokens.Load()
 		return
 	}
 	if s.opaque() {
 		return
 	}
 	if fl := f.floor[kind]; fl.token == 0 || s > fl.rv {
-		f.floor[kind] = floorMark{rv: s, token: sync}
+		f.floor[kind] = floorMark{rv: s, token: sync, ended: f.tokens.Load()}
 	}
+}
+
+// wentBack reports whether the complete state with token sync, whole at s, shows that the server's
+// history went back: it began after the kind's floor state ended, and a server answers a complete
+// state at its newest resourceVersion or later, yet s is older than that floor.
+func (f *filter) wentBack(kind reader.ObjectType, sync uint32, s version) bool {
+	fl := f.floor[kind]
+	return fl.token != 0 && sync > fl.ended && s.atMost(fl.rv) && s != fl.rv
+}
+
+// stale reports whether the complete state with token sync began before the kind's last rollback.
+func (f *filter) stale(kind reader.ObjectType, sync uint32) bool {
+	return sync <= f.rolledBack[kind]
 }
 
 // progress says a stream of kind has seen every event up to rv: tombstones at or below it can go,

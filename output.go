@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
+	"github.com/watchlist-go/watchlist/internal/stream"
 	"github.com/watchlist-go/watchlist/reader"
 )
 
@@ -137,12 +138,22 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 	if set.retiredNow() {
 		return nil
 	}
+	if !rolledBack && o.filter.stale(kind, sync) {
+		return stream.ErrResync // what it held was judged against versions the server lost
+	}
 	s := parseVersion(rv)
+	// A stream sees the server went back when the state is older than its own last resume point;
+	// the filter, when it is older than a state that ended before this one began.
+	found := !rolledBack && o.filter.wentBack(kind, sync, s)
+	rolledBack = rolledBack || found
 	if err := o.sweep(ctx, kind, sync, s, rolledBack); err != nil {
 		return err
 	}
 	o.filter.endSync(kind, sync, s, rolledBack)
-	if !rolledBack {
+	switch {
+	case found:
+		return stream.ErrResync
+	case !rolledBack:
 		set.streamSynced(i, o)
 	}
 	return nil

@@ -285,7 +285,9 @@ func listOf(rv, cont string, pods ...string) answer {
 
 const qWatchList = "allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&sendInitialEvents=true&watch=true"
 
-func qResume(rv string) string { return "allowWatchBookmarks=true&resourceVersion=" + url.QueryEscape(rv) + "&watch=true" }
+func qResume(rv string) string {
+	return "allowWatchBookmarks=true&resourceVersion=" + url.QueryEscape(rv) + "&watch=true"
+}
 
 const qList = "limit=2" // testTiming's PageSize
 

@@ -35,7 +35,9 @@ type Sink interface {
 	// identity of kind that it did not hold, and whose last version delivered is not newer than rv,
 	// is gone from the server. rolledBack says rv is older than the point the stream resumed from
 	// before: the server's history went back (etcd restored without a revision bump), so versions
-	// newer than rv are void; the stream asks for the complete state again right after.
+	// newer than rv are void; the stream asks for the complete state again right after. EndSync
+	// returns ErrResync when the state must be taken again (another stream found the server's
+	// history went back while this state ran).
 	EndSync(ctx context.Context, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error
 	// Progress says the stream has seen every event of kind up to resourceVersion (after an event
 	// or a bookmark past the complete state).
@@ -156,6 +158,9 @@ func (s *Stream) Opened() <-chan struct{} { return s.opened }
 // Synced is closed once the stream's first complete state went through the Sink.
 func (s *Stream) Synced() <-chan struct{} { return s.synced }
 
+// ErrResync is what a Sink's EndSync returns to have the complete state taken again.
+var ErrResync = errors.New("the complete state must be taken again")
+
 // Outcomes of one turn that are not the server's own errors; next decides what each leads to.
 var (
 	errEnded        = errors.New("watch ended")
@@ -215,7 +220,7 @@ func (s *Stream) next(err error) (Reason, time.Duration, error) {
 	case errors.Is(err, errEnded):
 		s.log.V(2).Info("watch ended; resuming", "resourceVersion", s.rv)
 		return ReasonEnded, 0, nil
-	case errors.Is(err, errRolledBack):
+	case errors.Is(err, errRolledBack), errors.Is(err, ErrResync):
 		s.log.Info("the server's state is older than what was read before (etcd restored?); requesting it again", "reason", err.Error())
 		s.rv = ""
 		return ReasonRolledBack, 0, nil
@@ -352,6 +357,9 @@ func (s *Stream) endSync(ctx context.Context, token uint32, rv string) error {
 		rolledBack = err == nil && cmp < 0
 	}
 	if err := s.cfg.Sink.EndSync(ctx, s.cfg.Kind.Object, token, rv, rolledBack); err != nil {
+		if errors.Is(err, ErrResync) {
+			s.before = ""
+		}
 		return err
 	}
 	if rolledBack {

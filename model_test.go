@@ -1,0 +1,554 @@
+package watchlist
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/watchlist-go/watchlist/internal/stream"
+	"github.com/watchlist-go/watchlist/reader"
+)
+
+// The model test drives the real output, filter and relist roles with fake streams that a seeded
+// generator moves through a fake server's history: streams that lag behind others, two sets that
+// overlap during a relist, 410s and fresh complete states mid-relist, deletes and re-creates, a
+// candidate abandoned half way, a restore of the server's history (rollback). After every step it
+// checks the entries delivered against the promises of design.md, and at the end that the view
+// equals the server.
+//
+// A few fixed seeds and one random seed (logged) run in make test; a long run:
+//
+//	WATCHLIST_MODEL_SEEDS=100000 go test -run TestModel -count=1 .
+var modelSeeds = flag.Int("model-seeds", 0, "seeds the model test runs (default: $WATCHLIST_MODEL_SEEDS, else 300)")
+
+// modelKinds are the kinds of the model; each has one stream per set.
+var traceLines = 25
+
+var modelKinds = []reader.ObjectType{reader.OTPod, reader.OTService}
+
+// mWrite is one write of the model server.
+type mWrite struct {
+	rv   uint64
+	uid  string
+	kind reader.ObjectType
+	t    watch.EventType
+}
+
+// mServer is the server's history: every write in resourceVersion order.
+type mServer struct {
+	head   uint64
+	writes []mWrite
+	live   map[string]mWrite // uid → its last write, for live objects
+	nextID int
+	opaque bool // resourceVersions the filter cannot order ("o" + number)
+}
+
+func (s *mServer) write(rng *rand.Rand) {
+	s.head++
+	kind := modelKinds[rng.IntN(len(modelKinds))]
+	var uids []string
+	for uid, w := range s.live {
+		if w.kind == kind {
+			uids = append(uids, uid)
+		}
+	}
+	slices.Sort(uids)
+	w := mWrite{rv: s.head, kind: kind}
+	switch r := rng.IntN(10); {
+	case len(uids) == 0 || r < 4:
+		s.nextID++
+		w.uid, w.t = fmt.Sprintf("0d3c8f3e-1111-4a0e-9e0c-%012x", s.nextID), watch.Added
+	case r < 7:
+		w.uid, w.t = uids[rng.IntN(len(uids))], watch.Modified
+	default:
+		w.uid, w.t = uids[rng.IntN(len(uids))], watch.Deleted
+	}
+	s.writes = append(s.writes, w)
+	if w.t == watch.Deleted {
+		delete(s.live, w.uid)
+	} else {
+		s.live[w.uid] = w
+	}
+}
+
+// stateAt returns the live objects of kind at resourceVersion at, in a random order.
+func (s *mServer) stateAt(kind reader.ObjectType, at uint64, rng *rand.Rand) []mWrite {
+	state := map[string]mWrite{}
+	for _, w := range s.writes {
+		if w.rv > at {
+			break
+		}
+		if w.kind != kind {
+			continue
+		}
+		if w.t == watch.Deleted {
+			delete(state, w.uid)
+		} else {
+			state[w.uid] = w
+		}
+	}
+	var out []mWrite
+	for _, w := range state {
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b mWrite) int { return int(a.rv) - int(b.rv) })
+	rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// restore sets the history back to at, as an etcd restored from a backup without a revision bump.
+func (s *mServer) restore(at uint64) {
+	s.writes = slices.DeleteFunc(s.writes, func(w mWrite) bool { return w.rv > at })
+	s.head = at
+	s.live = map[string]mWrite{}
+	for _, w := range s.writes {
+		if w.t == watch.Deleted {
+			delete(s.live, w.uid)
+		} else {
+			s.live[w.uid] = w
+		}
+	}
+}
+
+func (s *mServer) version(rv uint64) string {
+	if s.opaque {
+		return "o" + strconv.FormatUint(rv, 10)
+	}
+	return strconv.FormatUint(rv, 10)
+}
+
+func (s *mServer) object(w mWrite) runtime.Object {
+	om := metav1.ObjectMeta{Namespace: "ns", Name: "n-" + w.uid[len(w.uid)-4:], UID: types.UID(w.uid), ResourceVersion: s.version(w.rv)}
+	if w.kind == reader.OTService {
+		return &corev1.Service{ObjectMeta: om}
+	}
+	return &corev1.Pod{ObjectMeta: om}
+}
+
+// mStream is a fake stream: a complete state to send, then the server's writes of its kind.
+type mStream struct {
+	kind    reader.ObjectType
+	sink    setSink
+	state   []mWrite // what is left of the complete state being sent
+	token   uint32
+	at      uint64 // the complete state's resourceVersion, then the position of the last event
+	syncing bool
+	before  uint64 // the position before the last gap; a state older than it is a rollback
+}
+
+// begin starts a complete state at the server's head.
+func (st *mStream) begin(s *mServer, rng *rand.Rand) {
+	st.token = st.sink.BeginSync(st.kind)
+	st.at, st.syncing = s.head, true
+	st.state = s.stateAt(st.kind, s.head, rng)
+}
+
+// caughtUp reports whether the stream has nothing left to send.
+func (st *mStream) caughtUp(s *mServer) bool {
+	return !st.syncing && st.next(s) == nil && st.at >= s.head
+}
+
+func (st *mStream) next(s *mServer) *mWrite {
+	for i := range s.writes {
+		if w := &s.writes[i]; w.rv > st.at && w.kind == st.kind {
+			return w
+		}
+	}
+	return nil
+}
+
+// step sends one thing: an object of the state, its end, an event, or a bookmark at the head.
+func (st *mStream) step(ctx context.Context, s *mServer, rng *rand.Rand) error {
+	switch {
+	case st.at > s.head: // the server went back: the resume point is too large
+		st.before = st.at
+		st.begin(s, rng)
+		return nil
+	case st.syncing && len(st.state) > 0:
+		w := st.state[0]
+		st.state = st.state[1:]
+		return st.sink.Observe(ctx, st.kind, watch.Added, s.object(w), st.token)
+	case st.syncing:
+		st.syncing = false
+		rolledBack := st.before != 0 && st.at < st.before
+		st.before = 0
+		err := st.sink.EndSync(ctx, st.kind, st.token, s.version(st.at), rolledBack)
+		if err != nil && !errors.Is(err, stream.ErrResync) {
+			return err
+		}
+		if rolledBack || err != nil {
+			st.begin(s, rng)
+		}
+		return nil
+	}
+	if w := st.next(s); w != nil {
+		st.at = w.rv
+		if err := st.sink.Observe(ctx, st.kind, w.t, s.object(*w), 0); err != nil {
+			return err
+		}
+		return st.sink.Progress(ctx, st.kind, s.version(w.rv))
+	}
+	if st.at < s.head {
+		st.at = s.head
+		return st.sink.Progress(ctx, st.kind, s.version(st.at))
+	}
+	return nil
+}
+
+// expire is a 410: the stream asks for a complete state again.
+func (st *mStream) expire(s *mServer, rng *rand.Rand) {
+	if !st.syncing {
+		st.before = st.at
+	}
+	st.begin(s, rng)
+}
+
+// mSet is a fake set of streams, one per kind.
+type mSet struct {
+	set     *streamSet
+	streams []*mStream
+	speed   []int // a stream's weight when the scheduler picks one: a low one lags
+}
+
+func newMSet(o *output, s *mServer, rng *rand.Rand, candidate bool) *mSet {
+	ms := &mSet{set: newTestSet(len(modelKinds))}
+	if candidate {
+		o.beginOverlap(ms.set)
+	}
+	for i, kind := range modelKinds {
+		st := &mStream{kind: kind, sink: setSink{o: o, set: ms.set, i: i}}
+		st.begin(s, rng)
+		ms.streams = append(ms.streams, st)
+		ms.speed = append(ms.speed, 1+rng.IntN(8))
+	}
+	return ms
+}
+
+func (ms *mSet) pick(rng *rand.Rand) *mStream {
+	total := 0
+	for _, w := range ms.speed {
+		total += w
+	}
+	n := rng.IntN(total)
+	for i, w := range ms.speed {
+		if n < w {
+			return ms.streams[i]
+		}
+		n -= w
+	}
+	return ms.streams[0]
+}
+
+// modelScenario says which faults a run may inject.
+type modelScenario struct {
+	name     string
+	opaque   bool
+	rollback bool
+}
+
+// mChecker applies the promises to each entry and keeps the consumer's view.
+type mChecker struct {
+	s       *mServer
+	view    map[string]uint64 // uid → version of live objects
+	last    map[string]uint64 // uid → last version delivered, also once deleted
+	deleted map[string]bool
+	seen    map[string]bool // "uid@rv"
+	entries int
+	// restored: the server's history went back. Each object of a kind may then come once more as an
+	// update at a version delivered before (the reader re-baselines: the restored history reuses
+	// the numbers of the lost one, so no version delivered can be trusted).
+	restored bool
+}
+
+func (c *mChecker) check(e reader.Entry) error {
+	c.entries++
+	m, err := meta.Accessor(e.Object())
+	if err != nil {
+		return err
+	}
+	uid, rvs := string(m.GetUID()), m.GetResourceVersion()
+	if c.s.opaque {
+		rvs = rvs[min(1, len(rvs)):]
+	}
+	rv, err := strconv.ParseUint(rvs, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%s: resourceVersion %q", e, m.GetResourceVersion())
+	}
+	last, known := c.last[uid]
+	_, live := c.view[uid]
+	synthesized := e.ChangeType() == reader.CTDelete && known && rv == last
+	rebaselined := c.restored && e.ChangeType() == reader.CTUpdate
+	key := uid + "@" + rvs
+	switch {
+	case c.seen[key] && !synthesized && !rebaselined:
+		return fmt.Errorf("%s %s@%d: (UID, resourceVersion) delivered twice", e.ChangeType(), uid, rv)
+	case known && rv < last:
+		return fmt.Errorf("%s %s@%d: older than %d delivered before", e.ChangeType(), uid, rv, last)
+	case e.ChangeType() == reader.CTAdd && (live || c.deleted[uid]):
+		return fmt.Errorf("Add %s@%d: already live or deleted", uid, rv)
+	case e.ChangeType() == reader.CTUpdate && !live:
+		return fmt.Errorf("Update %s@%d: not live", uid, rv)
+	case e.ChangeType() == reader.CTDelete && !live:
+		return fmt.Errorf("Delete %s@%d: not live", uid, rv)
+	}
+	c.seen[key] = true
+	c.last[uid] = rv
+	if e.ChangeType() == reader.CTDelete {
+		delete(c.view, uid)
+		c.deleted[uid] = true
+	} else {
+		c.view[uid] = rv
+	}
+	return nil
+}
+
+// rolledBack forgets what the promises compare against after at: versions after a restore start
+// over from there.
+func (c *mChecker) rolledBack(at uint64) {
+	c.restored = true
+	c.last, c.seen, c.deleted = map[string]uint64{}, map[string]bool{}, map[string]bool{}
+	for uid, rv := range c.view {
+		if rv <= at {
+			c.last[uid] = rv
+		}
+	}
+}
+
+func (c *mChecker) diff() []string {
+	var d []string
+	for uid, w := range c.s.live {
+		if rv, ok := c.view[uid]; !ok || rv != w.rv {
+			d = append(d, fmt.Sprintf("server %s@%d, view %d (live %v)", uid, w.rv, rv, ok))
+		}
+	}
+	for uid, rv := range c.view {
+		if _, ok := c.s.live[uid]; !ok {
+			d = append(d, fmt.Sprintf("view %s@%d, gone from the server", uid, rv))
+		}
+	}
+	slices.Sort(d)
+	return d
+}
+
+// runModel plays one seed and returns the first broken promise, with the steps that led to it.
+func runModel(seed uint64, sc modelScenario, steps int) error {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	ctx := context.Background()
+	ch := make(chan reader.Entry, 1<<16)
+	o := newOutput(ch, 0, newStats(), logr.Discard())
+	s := &mServer{head: 1, live: map[string]mWrite{}, opaque: sc.opaque} // resourceVersions start at 1
+	c := &mChecker{s: s, view: map[string]uint64{}, last: map[string]uint64{}, deleted: map[string]bool{}, seen: map[string]bool{}}
+	var trace []string
+	fail := func(err error) error {
+		start := max(0, len(trace)-traceLines)
+		return fmt.Errorf("seed %d (%s): %w\nlast steps:\n  %s", seed, sc.name, err, joinLines(trace[start:]))
+	}
+	drain := func() error {
+		for {
+			select {
+			case e := <-ch:
+				m, _ := meta.Accessor(e.Object())
+				trace = append(trace, fmt.Sprintf("  -> %s %s %s@%s", e.ChangeType(), e.ObjectType(), m.GetUID()[32:], m.GetResourceVersion()))
+				if err := c.check(e); err != nil {
+					return err
+				}
+			default:
+				return nil
+			}
+		}
+	}
+	for range rng.IntN(8) {
+		s.write(rng)
+	}
+	cur := newMSet(o, s, rng, false)
+	var cand *mSet
+	restored := false // one restore a run: a second one before every stream saw the first is not told apart
+	swap := func() {
+		o.swap(cur.set, cand.set)
+		cur, cand = cand, nil
+	}
+	for i := 0; i < steps; i++ {
+		var err error
+		switch r := rng.IntN(100); {
+		case r < 30 && restoring(s, cur, cand):
+			// A rollback is seen only while the server's head is below where a stream had
+			// resumed from; past it, nothing can tell (the README asks for --bump-revision).
+			trace = append(trace, "no write: streams have yet to see the restore")
+		case r < 30:
+			s.write(rng)
+			w := s.writes[len(s.writes)-1]
+			trace = append(trace, fmt.Sprintf("write %s %s %s@%d", w.t, w.kind, w.uid[32:], w.rv))
+		case r < 60:
+			st := cur.pick(rng)
+			trace = append(trace, fmt.Sprintf("current %s step (at %d, syncing %v)", st.kind, st.at, st.syncing))
+			err = st.step(ctx, s, rng)
+		case r < 80 && cand != nil:
+			st := cand.pick(rng)
+			trace = append(trace, fmt.Sprintf("candidate %s step (at %d, syncing %v)", st.kind, st.at, st.syncing))
+			err = st.step(ctx, s, rng)
+		case r < 84 && cand == nil:
+			trace = append(trace, "relist begins")
+			cand = newMSet(o, s, rng, true)
+		case r < 90 && cand != nil && isClosed(cand.set.synced):
+			trace = append(trace, "swap")
+			swap()
+		case r < 91 && cand != nil:
+			trace = append(trace, "relist abandoned")
+			o.abandon(cand.set)
+			cand = nil
+		case r < 95:
+			set := cur
+			if cand != nil && rng.IntN(2) == 0 {
+				set = cand
+			}
+			st := set.streams[rng.IntN(len(set.streams))]
+			trace = append(trace, fmt.Sprintf("410 on a %s stream", st.kind))
+			st.expire(s, rng)
+		case r < 96 && sc.rollback && !restored && cand == nil && s.head > 5:
+			restored = true
+			at := s.head - 1 - uint64(rng.IntN(int(min(s.head-1, 10))))
+			trace = append(trace, fmt.Sprintf("restore at %d (head %d)", at, s.head))
+			s.restore(at)
+			c.rolledBack(at)
+		}
+		if err == nil {
+			err = drain()
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	// Quiesce: finish the relist and let every stream catch up, then the view must be the server's.
+	for round := 0; ; round++ {
+		if round > 10000 {
+			return fail(fmt.Errorf("streams never caught up"))
+		}
+		if cand != nil && isClosed(cand.set.synced) {
+			trace = append(trace, "swap")
+			swap()
+		}
+		busy := false
+		for _, set := range []*mSet{cur, cand} {
+			if set == nil {
+				continue
+			}
+			for _, st := range set.streams {
+				if !st.caughtUp(s) {
+					busy = true
+					if err := st.step(ctx, s, rng); err != nil {
+						return fail(err)
+					}
+				}
+			}
+		}
+		if err := drain(); err != nil {
+			return fail(err)
+		}
+		if !busy && cand == nil {
+			break
+		}
+	}
+	if !isClosed(o.synced) {
+		return fail(fmt.Errorf("the reader never counted as synced"))
+	}
+	if d := c.diff(); len(d) > 0 {
+		return fail(fmt.Errorf("view differs from the server: %v", d))
+	}
+	return nil
+}
+
+// restoring reports whether a stream has yet to see that the server's history went back.
+func restoring(s *mServer, sets ...*mSet) bool {
+	for _, set := range sets {
+		if set == nil {
+			continue
+		}
+		for _, st := range set.streams {
+			if st.at > s.head || st.before != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func joinLines(lines []string) string {
+	out := ""
+	for i, l := range lines {
+		if i > 0 {
+			out += "\n  "
+		}
+		out += l
+	}
+	return out
+}
+
+// TestModel runs the model for fixed seeds and one random seed per scenario, logging the random one.
+func TestModel(t *testing.T) {
+	n := *modelSeeds
+	if n == 0 {
+		n = 300
+		if v, err := strconv.Atoi(os.Getenv("WATCHLIST_MODEL_SEEDS")); err == nil && v > 0 {
+			n = v
+		}
+	}
+	scenarios := []modelScenario{
+		{name: "integer versions"},
+	}
+	random := uint64(time.Now().UnixNano())
+	if v, err := strconv.ParseUint(os.Getenv("WATCHLIST_MODEL_SEED"), 10, 64); err == nil {
+		random = v
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Logf("seeds 1..%d and random seed %d", n, random)
+			for _, seed := range append([]uint64{random}, seqSeeds(n)...) {
+				if err := runModel(seed, sc, 400); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func seqSeeds(n int) []uint64 {
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = uint64(i + 1)
+	}
+	return out
+}
+
+func TestModelDebug(t *testing.T) {
+	seed, _ := strconv.ParseUint(os.Getenv("MODEL_SEED"), 10, 64)
+	if seed == 0 {
+		t.Skip("MODEL_SEED not set")
+	}
+	traceLines = 100000
+	err := runModel(seed, modelScenario{name: "debug", rollback: os.Getenv("MODEL_ROLLBACK") != ""}, 400)
+	t.Log(err)
+}
