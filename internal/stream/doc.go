@@ -25,7 +25,8 @@
 //	watch ended by the server        ended         resume, no pause
 //	410 Gone / Expired / RV too large expired      watchList (or listWatch), no pause; the state is diffed
 //	the state is older than what was  rolled-back   watchList again once the kind was re-baselined
-//	  resumed from (etcd restored)
+//	  resumed from (etcd restored), or
+//	  the Sink returned ErrResync
 //	WatchList refused (422/400),      fallback      listWatch from now on, logged once
 //	  ignored (an event or bookmark
 //	  that only a plain watch sends),
@@ -38,6 +39,10 @@
 //	  during the initial state, a
 //	  watch that ends at once, an
 //	  unknown event type
+//
+// client-go turns a watch event it cannot decode (an unknown type) into an ERROR event with code 500,
+// so during the initial state it counts toward maxInitialErrors; the stream's own unknown-type
+// outcome is for a watch.Interface that passes one through.
 //
 // A stream is open once the server answered with data: the first event of a watch, or a LIST page.
 // An empty watch that client-go returns after a connection error is not an answer. A stream is
