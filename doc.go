@@ -30,9 +30,13 @@
 //
 // A watch that ends normally resumes from the last bookmark or event, with no replay. When the
 // server no longer serves that point (410), the stream asks for the complete state again and the
-// filter diffs it against what was delivered: what is missing was deleted. A server that refuses
-// WatchList (the feature gate off, or too old) gets a paged LIST and a WATCH from its
-// resourceVersion, with the same diff, logged once per stream. Connection errors, 429 and 5xx are
+// filter diffs it against what was delivered: an object the complete state at resourceVersion S
+// does not hold, and whose last version delivered is not newer than S, was deleted. A server that
+// refuses or ignores WatchList (the feature gate off, too old, a proxy that drops the parameter, an
+// ERROR event before the end bookmark) gets a paged LIST and a WATCH from its resourceVersion, with
+// the same diff, logged once per stream. The promises assume integer resourceVersions, as
+// kube-apiserver writes, and an etcd restored with --bump-revision (README: "What the output stream
+// promises"). Connection errors, 429 and 5xx are
 // retried with exponential backoff and jitter (0.8 s doubling to 30 s, each plus up to 50% jitter, starting over
 // after two minutes without a failure).
 //

@@ -64,6 +64,8 @@ type Reader struct {
 	stats       *stats
 	registry    prometheus.Registerer // WithMetrics's, registered once New validated every option
 
+	// Locks, in the order they may be taken: relistMu, then mu. mu is a leaf, held only to read or
+	// write the fields below it; output's lock is never taken while it is held (see output).
 	mu       sync.Mutex
 	out      chan Entry
 	output   *output
