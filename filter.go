@@ -33,7 +33,9 @@ import (
 // bringing back what a newer state already found gone.
 //
 // Versions that are not integers (no kube-apiserver writes them) compare only for equality: for
-// them the floor does not apply and a complete state sweeps every identity it did not hold.
+// them the floor does not apply and a complete state sweeps every identity it did not hold. Two
+// streams of such a kind cannot be merged, so during a relist only the current set delivers it
+// (see output.observe).
 type filter struct {
 	objects map[uidKey]record
 	// oddUIDs keeps the few UIDs that are not canonical UUIDs, by the key derived from them.
@@ -43,6 +45,8 @@ type filter struct {
 	tokens atomic.Uint32
 	// floor is the newest complete state of each kind.
 	floor [numObjectTypes]floorMark
+	// opaque says a kind's versions are not integers; read without output's lock (by a swap).
+	opaque [numObjectTypes]atomic.Bool
 	// rolledBack is, per kind, the last token taken before the kind's last rollback: a complete
 	// state with a token up to it began in a history the server lost, and must be taken again.
 	rolledBack [numObjectTypes]uint32
@@ -270,6 +274,14 @@ func (f *filter) endSync(kind reader.ObjectType, sync uint32, s version, rolledB
 func (f *filter) wentBack(kind reader.ObjectType, sync uint32, s version) bool {
 	fl := f.floor[kind]
 	return fl.token != 0 && sync > fl.ended && s.atMost(fl.rv) && s != fl.rv
+}
+
+// sawVersion notes a version of kind, and reports whether the kind's versions are not integers.
+func (f *filter) sawVersion(kind reader.ObjectType, v version) bool {
+	if v.opaque() && !f.opaque[kind].Load() {
+		f.opaque[kind].Store(true)
+	}
+	return f.opaque[kind].Load()
 }
 
 // stale reports whether the complete state with token sync began before the kind's last rollback.

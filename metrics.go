@@ -16,7 +16,7 @@ import (
 //	watchlist_entries_total{kind,change}         entries delivered
 //	watchlist_events_dropped_total{kind}          events dropped as duplicate or stale
 //	watchlist_deletes_synthesized_total{kind}     deletes found by a diff after a gap
-//	watchlist_stream_starts_total{kind,reason}    requests by reason: start, listed, ended, expired, rolled-back, error, fallback
+//	watchlist_stream_starts_total{kind,reason}    requests by reason: start, listed, ended, expired, rolled-back, resync, error, fallback
 //	watchlist_stream_fallback{kind}               1 while a stream of the kind uses LIST + WATCH instead of WatchList
 //	watchlist_objects{kind}                       objects tracked (identity → resourceVersion)
 //	watchlist_last_event_timestamp_seconds{kind}  when the stream's last event arrived
@@ -36,7 +36,7 @@ var (
 	descEntries     = prometheus.NewDesc("watchlist_entries_total", "Entries delivered, by kind and change.", []string{"kind", "change"}, nil)
 	descDropped     = prometheus.NewDesc("watchlist_events_dropped_total", "Events dropped as duplicate or stale, by kind.", []string{"kind"}, nil)
 	descSynthesized = prometheus.NewDesc("watchlist_deletes_synthesized_total", "Deletes found by diffing a complete state after a gap, by kind.", []string{"kind"}, nil)
-	descStarts      = prometheus.NewDesc("watchlist_stream_starts_total", "Stream requests, by kind and reason (start, listed, ended, expired, rolled-back, error, fallback).", []string{"kind", "reason"}, nil)
+	descStarts      = prometheus.NewDesc("watchlist_stream_starts_total", "Stream requests, by kind and reason (start, listed, ended, expired, rolled-back, resync, error, fallback).", []string{"kind", "reason"}, nil)
 	descFallback    = prometheus.NewDesc("watchlist_stream_fallback", "1 when the kind's stream uses LIST + WATCH because the server refused WatchList.", []string{"kind"}, nil)
 	descObjects     = prometheus.NewDesc("watchlist_objects", "Objects tracked by the filter, by kind.", []string{"kind"}, nil)
 	descLastEvent   = prometheus.NewDesc("watchlist_last_event_timestamp_seconds", "Unix time of the kind's last event.", []string{"kind"}, nil)

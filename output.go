@@ -70,12 +70,21 @@ func (o *output) beginOverlap(next *streamSet) {
 }
 
 // swap retires old and makes next, which delivered every complete state, the current set. It
-// takes no lock: a step of old already under way completes in order; none starts after.
-func (o *output) swap(old, next *streamSet) {
+// takes no lock: a step of old already under way completes in order; none starts after. It returns
+// the streams of next that must take their complete state again: those of kinds whose versions are
+// not integers, which only the old set delivered while both ran.
+func (o *output) swap(old, next *streamSet, kindOf func(i int) reader.ObjectType) []int {
 	old.role.Store(int32(roleRetired))
 	next.role.Store(int32(roleCurrent))
 	o.candidate.CompareAndSwap(next, nil)
 	o.markSynced()
+	var resync []int
+	for i := range next.done {
+		if o.filter.opaque[kindOf(i)].Load() {
+			resync = append(resync, i)
+		}
+	}
+	return resync
 }
 
 // abandon retires a candidate that will not be swapped in.
@@ -112,6 +121,9 @@ func (o *output) observe(ctx context.Context, set *streamSet, kind reader.Object
 	}
 	k, _ := keyOf(m.GetUID())
 	rv := parseVersion(m.GetResourceVersion())
+	if o.filter.sawVersion(kind, rv) && set.role.Load() == int32(roleCandidate) {
+		return nil // versions that cannot be ordered: only the current set delivers this kind
+	}
 	ct := o.filter.decide(k, kind, t, rv, sync)
 	if o.log.Enabled() {
 		o.log.Info("event", "kind", kind.String(), "type", string(t), "namespace", m.GetNamespace(),
@@ -142,6 +154,10 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 		return stream.ErrResync // what it held was judged against versions the server lost
 	}
 	s := parseVersion(rv)
+	if o.filter.sawVersion(kind, s) && set.role.Load() == int32(roleCandidate) {
+		set.streamSynced(i, o) // it delivered nothing; it takes its state again at the swap
+		return nil
+	}
 	// A stream sees the server went back when the state is older than its own last resume point;
 	// the filter, when it is older than a state that ended before this one began.
 	found := !rolledBack && o.filter.wentBack(kind, sync, s)

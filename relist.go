@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/watchlist-go/watchlist/reader"
 )
 
 // relistLoop relists every relistEvery, ±10% so that a fleet of readers does not relist in
@@ -97,7 +99,9 @@ func (r *Reader) relist(ctx context.Context) error {
 	old := r.current
 	r.current = next
 	r.mu.Unlock()
-	r.output.swap(old, next)
+	for _, i := range r.output.swap(old, next, func(i int) reader.ObjectType { return r.kinds[i].Object }) {
+		next.streams[i].Resync()
+	}
 	old.stop()
 	return nil
 }

@@ -48,7 +48,9 @@ func TestSwapRetiresTheOldSet(t *testing.T) {
 		t.Fatal("the reader counts as synced through a candidate before the swap")
 	default:
 	}
-	o.swap(old, next)
+	if resync := o.swap(old, next, func(int) reader.ObjectType { return reader.OTPod }); len(resync) != 0 {
+		t.Fatalf("streams %v asked to resync; pods have integer versions", resync)
+	}
 	select {
 	case <-o.synced:
 	default:

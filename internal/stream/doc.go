@@ -25,8 +25,9 @@
 //	watch ended by the server        ended         resume, no pause
 //	410 Gone / Expired / RV too large expired      watchList (or listWatch), no pause; the state is diffed
 //	the state is older than what was  rolled-back   watchList again once the kind was re-baselined
-//	  resumed from (etcd restored), or
-//	  the Sink returned ErrResync
+//	  resumed from (etcd restored)
+//	the Sink returned ErrResync, or   resync        watchList (or listWatch), no pause
+//	  Resync was called
 //	WatchList refused (422/400),      fallback      listWatch from now on, logged once
 //	  ignored (an event or bookmark
 //	  that only a plain watch sends),

@@ -60,6 +60,8 @@ const (
 	// ReasonRolledBack: a complete state was older than the point the stream had resumed from (the
 	// server's history went back); the kind was re-baselined and the state is requested again.
 	ReasonRolledBack Reason = "rolled-back"
+	// ReasonResync: the Sink asked for the complete state again (ErrResync, or Resync).
+	ReasonResync Reason = "resync"
 	// ReasonError: a request or watch failed; retry after a backoff.
 	ReasonError Reason = "error"
 	// ReasonFallback: the server refused or ignored WatchList; LIST + WATCH from now on.
@@ -139,6 +141,7 @@ type Stream struct {
 
 	opened, synced       chan struct{}
 	openOnce, syncedOnce sync.Once
+	resync               chan struct{} // Resync's request, taken by Run's goroutine
 }
 
 // New returns a stream; nothing happens before Run.
@@ -149,6 +152,26 @@ func New(cfg Config) *Stream {
 		delay:  cfg.Timing.Backoff.DelayFunc(),
 		opened: make(chan struct{}),
 		synced: make(chan struct{}),
+		resync: make(chan struct{}, 1),
+	}
+}
+
+// Resync asks the stream to take its complete state again, at once. It does not block; requests
+// made before the stream acts on one are one request.
+func (s *Stream) Resync() {
+	select {
+	case s.resync <- struct{}{}:
+	default:
+	}
+}
+
+// resyncAsked takes a pending Resync request as ErrResync.
+func (s *Stream) resyncAsked() error {
+	select {
+	case <-s.resync:
+		return fmt.Errorf("%w: asked by the reader", ErrResync)
+	default:
+		return nil
 	}
 }
 
@@ -220,10 +243,14 @@ func (s *Stream) next(err error) (Reason, time.Duration, error) {
 	case errors.Is(err, errEnded):
 		s.log.V(2).Info("watch ended; resuming", "resourceVersion", s.rv)
 		return ReasonEnded, 0, nil
-	case errors.Is(err, errRolledBack), errors.Is(err, ErrResync):
+	case errors.Is(err, errRolledBack):
 		s.log.Info("the server's state is older than what was read before (etcd restored?); requesting it again", "reason", err.Error())
 		s.rv = ""
 		return ReasonRolledBack, 0, nil
+	case errors.Is(err, ErrResync):
+		s.log.V(2).Info("requesting the complete state again", "reason", err.Error())
+		s.rv = ""
+		return ReasonResync, 0, nil
 	case isExpired(err):
 		s.log.V(2).Info("resume point expired; requesting the complete state", "resourceVersion", s.rv, "reason", err.Error())
 		if s.rv != "" {
@@ -295,6 +322,9 @@ func (s *Stream) initialState(ctx context.Context, w watch.Interface, token uint
 	deadline := time.NewTimer(budget)
 	defer deadline.Stop()
 	for {
+		if err := s.resyncAsked(); err != nil {
+			return err
+		}
 		waiting := time.Now()
 		deadline.Reset(budget)
 		var ev watch.Event
@@ -302,6 +332,8 @@ func (s *Stream) initialState(ctx context.Context, w watch.Interface, token uint
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.resync:
+			return fmt.Errorf("%w: asked by the reader", ErrResync)
 		case <-deadline.C:
 			return errNoBookmark
 		case ev, ok = <-w.ResultChan():
@@ -388,11 +420,16 @@ func (s *Stream) resume(ctx context.Context) error {
 func (s *Stream) changes(ctx context.Context, w watch.Interface) error {
 	start, events := time.Now(), 0
 	for {
+		if err := s.resyncAsked(); err != nil {
+			return err
+		}
 		var ev watch.Event
 		var ok bool
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.resync:
+			return fmt.Errorf("%w: asked by the reader", ErrResync)
 		case ev, ok = <-w.ResultChan():
 		}
 		if !ok {
@@ -433,6 +470,9 @@ func (s *Stream) listWatch(ctx context.Context) error {
 	token := s.cfg.Sink.BeginSync(s.cfg.Kind.Object)
 	opts := metav1.ListOptions{Limit: s.cfg.Timing.PageSize}
 	for {
+		if err := s.resyncAsked(); err != nil {
+			return err
+		}
 		list, err := s.list(ctx, opts)
 		if err != nil {
 			return err
