@@ -45,6 +45,9 @@ type filter struct {
 	tokens atomic.Uint32
 	// floor is the newest complete state of each kind.
 	floor [numObjectTypes]floorMark
+	// high is, per kind, the newest version delivered, and the last token taken then: a complete
+	// state with a later token cannot be older on a server whose history only moves forward.
+	high [numObjectTypes]floorMark
 	// opaque says a kind's versions are not integers; read without output's lock (by a swap).
 	opaque [numObjectTypes]atomic.Bool
 	// rolledBack is, per kind, the last token taken before the kind's last rollback: a complete
@@ -70,7 +73,7 @@ type record struct {
 	mark uint32 // the token of the newest complete state that held this identity; 0: none
 	kind reader.ObjectType
 	dead bool // a tombstone: rv is the version at or below which the object is known gone
-	void bool // rv came from a history the server lost (a rollback): any version replaces it
+	void bool // rv came from a history the server lost (a rollback): any version of a complete state replaces it
 }
 
 // floorMark is a kind's newest complete state: its resourceVersion and token, and the last token
@@ -178,7 +181,7 @@ func (f *filter) decide(k uidKey, kind reader.ObjectType, t watch.EventType, rv 
 		return reader.CTUnknown // never delivered: nothing to delete
 	case !known:
 		return reader.CTAdd
-	case !rv.newerThan(rec.rv) && !rec.void:
+	case !rv.newerThan(rec.rv) && !(rec.void && sync != 0):
 		return reader.CTUnknown // delivered already, or older than what was
 	case t == watch.Deleted:
 		return reader.CTDelete
@@ -189,6 +192,9 @@ func (f *filter) decide(k uidKey, kind reader.ObjectType, t watch.EventType, rv 
 
 // commit records an entry that was delivered.
 func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct reader.ChangeType, namespace, name string, rv version, sync uint32) {
+	if h := &f.high[kind]; !rv.opaque() && rv > h.rv {
+		h.rv, h.ended = rv, f.tokens.Load()
+	}
 	switch ct {
 	case reader.CTAdd:
 		f.objects[k] = record{name: namespace + "/" + name, rv: rv, mark: sync, kind: kind}
@@ -228,7 +234,7 @@ func (f *filter) gone(kind reader.ObjectType, sync uint32, s version, rolledBack
 		if rec.kind != kind || rec.dead || rec.mark >= sync {
 			continue
 		}
-		if rolledBack || rec.rv.atMost(s) || rec.rv.opaque() || s.opaque() {
+		if rolledBack || rec.void || rec.rv.atMost(s) || rec.rv.opaque() || s.opaque() {
 			keys = append(keys, k)
 		}
 	}
@@ -251,12 +257,12 @@ func (f *filter) endSync(kind reader.ObjectType, sync uint32, s version, rolledB
 			case rec.dead:
 				delete(f.objects, k)
 				delete(f.oddUIDs, k)
-			case rec.mark == sync:
+			case rec.mark >= sync: // held by this state, or one begun since (also after the restore)
 				rec.void = true
 				f.objects[k] = rec
 			}
 		}
-		f.floor[kind] = floorMark{}
+		f.floor[kind], f.high[kind] = floorMark{}, floorMark{}
 		f.rolledBack[kind] = f.tokens.Load()
 		return
 	}
@@ -269,11 +275,12 @@ func (f *filter) endSync(kind reader.ObjectType, sync uint32, s version, rolledB
 }
 
 // wentBack reports whether the complete state with token sync, whole at s, shows that the server's
-// history went back: it began after the kind's floor state ended, and a server answers a complete
-// state at its newest resourceVersion or later, yet s is older than that floor.
+// history went back: a server answers a complete state at its newest resourceVersion or later, yet
+// s is older than the kind's floor state, which ended before this one began, or than a version
+// delivered before it began.
 func (f *filter) wentBack(kind reader.ObjectType, sync uint32, s version) bool {
-	fl := f.floor[kind]
-	return fl.token != 0 && sync > fl.ended && s.atMost(fl.rv) && s != fl.rv
+	older := func(m floorMark) bool { return m.rv != 0 && sync > m.ended && s.atMost(m.rv) && s != m.rv }
+	return older(f.floor[kind]) || older(f.high[kind])
 }
 
 // sawVersion notes a version of kind, and reports whether the kind's versions are not integers.

@@ -76,7 +76,7 @@ func TestFilterDecisions(t *testing.T) {
 			[]step{ev(watch.Added, uidA, "10"), ev(watch.Added, uidB, "11"), begin, st(uidB, "11"), endAt("20")},
 			[]string{"Add " + uidA + " 10", "Add " + uidB + " 11", "Delete " + uidA + " 10"}},
 		{"an object newer than the complete state is not deleted by it",
-			[]step{ev(watch.Added, uidA, "25"), begin, endAt("20")},
+			[]step{begin, ev(watch.Added, uidA, "25"), endAt("20")},
 			[]string{"Add " + uidA + " 25"}},
 		// Finding 1: a lagging stream's add during a relist must not save an object the state lacks.
 		{"an object a lagging stream adds while a state runs is deleted at its end",

@@ -39,6 +39,9 @@ var modelSeeds = flag.Int("model-seeds", 0, "seeds the model test runs (default:
 // modelKinds are the kinds of the model; each has one stream per set.
 var traceLines = 25
 
+// modelTrace, when set (TestModelDebug), records the ends of complete states too.
+var modelTrace func(string)
+
 var modelKinds = []reader.ObjectType{reader.OTPod, reader.OTService}
 
 // mWrite is one write of the model server.
@@ -160,7 +163,7 @@ func (st *mStream) begin(s *mServer, rng *rand.Rand) {
 
 // caughtUp reports whether the stream has nothing left to send.
 func (st *mStream) caughtUp(s *mServer) bool {
-	return !st.syncing && st.next(s) == nil && st.at >= s.head
+	return !st.syncing && st.next(s) == nil && st.at == s.head // past the head: the server went back
 }
 
 func (st *mStream) next(s *mServer) *mWrite {
@@ -188,6 +191,9 @@ func (st *mStream) step(ctx context.Context, s *mServer, rng *rand.Rand) error {
 		rolledBack := st.before != 0 && st.at < st.before
 		st.before = 0
 		err := st.sink.EndSync(ctx, st.kind, st.token, s.version(st.at), rolledBack)
+		if modelTrace != nil {
+			modelTrace(fmt.Sprintf("    end of %s state %d at %d (rolled back %v): %v", st.kind, st.token, st.at, rolledBack, err))
+		}
 		if err != nil && !errors.Is(err, stream.ErrResync) {
 			return err
 		}
@@ -348,8 +354,23 @@ func (c *mChecker) diff() []string {
 	return d
 }
 
+// modelCounts counts what the model did, so that a run shows it explored what it claims to.
+type modelCounts struct {
+	entries, relists, swaps, abandoned, expired, restores, resyncs int
+}
+
+func (c *modelCounts) add(o modelCounts) {
+	c.entries += o.entries
+	c.relists += o.relists
+	c.swaps += o.swaps
+	c.abandoned += o.abandoned
+	c.expired += o.expired
+	c.restores += o.restores
+	c.resyncs += o.resyncs
+}
+
 // runModel plays one seed and returns the first broken promise, with the steps that led to it.
-func runModel(seed uint64, sc modelScenario, steps int) error {
+func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ error) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	ctx := context.Background()
 	ch := make(chan reader.Entry, 1<<16)
@@ -357,15 +378,20 @@ func runModel(seed uint64, sc modelScenario, steps int) error {
 	s := &mServer{head: 1, live: map[string]mWrite{}, opaque: sc.opaque} // resourceVersions start at 1
 	c := &mChecker{s: s, view: map[string]uint64{}, last: map[string]uint64{}, deleted: map[string]bool{}, seen: map[string]bool{}}
 	var trace []string
-	fail := func(err error) error {
+	if traceLines > 25 {
+		modelTrace = func(s string) { trace = append(trace, s) }
+		defer func() { modelTrace = nil }()
+	}
+	fail := func(err error) (modelCounts, error) {
 		start := max(0, len(trace)-traceLines)
-		return fmt.Errorf("seed %d (%s): %w\nlast steps:\n  %s", seed, sc.name, err, joinLines(trace[start:]))
+		return counts, fmt.Errorf("seed %d (%s): %w\nlast steps:\n  %s", seed, sc.name, err, joinLines(trace[start:]))
 	}
 	drain := func() error {
 		for {
 			select {
 			case e := <-ch:
 				m, _ := meta.Accessor(e.Object())
+				counts.entries++
 				trace = append(trace, fmt.Sprintf("  -> %s %s %s@%s", e.ChangeType(), e.ObjectType(), m.GetUID()[32:], m.GetResourceVersion()))
 				if err := c.check(e); err != nil {
 					return err
@@ -384,14 +410,16 @@ func runModel(seed uint64, sc modelScenario, steps int) error {
 	swap := func() {
 		for _, i := range o.swap(cur.set, cand.set, func(i int) reader.ObjectType { return modelKinds[i] }) {
 			trace = append(trace, fmt.Sprintf("resync %s", modelKinds[i]))
+			counts.resyncs++
 			cand.streams[i].begin(s, rng)
 		}
 		cur, cand = cand, nil
+		counts.swaps++
 	}
 	for i := 0; i < steps; i++ {
 		var err error
 		switch r := rng.IntN(100); {
-		case r < 30 && sc.rollback && restoring(s, cur, cand):
+		case r < 30 && restored && restoring(s, cur, cand):
 			// A rollback is seen only while the server's head is below where a stream had
 			// resumed from; past it, nothing can tell (the README asks for --bump-revision).
 			trace = append(trace, "no write: streams have yet to see the restore")
@@ -409,12 +437,14 @@ func runModel(seed uint64, sc modelScenario, steps int) error {
 			err = st.step(ctx, s, rng)
 		case r < 84 && cand == nil:
 			trace = append(trace, "relist begins")
+			counts.relists++
 			cand = newMSet(o, s, rng, true)
 		case r < 90 && cand != nil && isClosed(cand.set.synced):
 			trace = append(trace, "swap")
 			swap()
-		case r < 91 && cand != nil:
+		case r < 91 && cand != nil && rng.IntN(10) == 0:
 			trace = append(trace, "relist abandoned")
+			counts.abandoned++
 			o.abandon(cand.set)
 			cand = nil
 		case r < 95:
@@ -424,9 +454,24 @@ func runModel(seed uint64, sc modelScenario, steps int) error {
 			}
 			st := set.streams[rng.IntN(len(set.streams))]
 			trace = append(trace, fmt.Sprintf("410 on a %s stream", st.kind))
+			counts.expired++
 			st.expire(s, rng)
-		case r < 96 && sc.rollback && !restored && cand == nil && s.head > 5:
+		case r < 97 && sc.rollback && !restored && cand == nil && s.head > 5:
+			// Restored while the reader's streams stand at the head, as in production: each of them
+			// then resumes from a point the server no longer has. (One that lags behind the restore
+			// point reads the new history as if nothing happened: the README's limit.)
+			for !caughtUp(s, cur) {
+				for _, st := range cur.streams {
+					if err = st.step(ctx, s, rng); err != nil {
+						return fail(err)
+					}
+				}
+				if err = drain(); err != nil {
+					return fail(err)
+				}
+			}
 			restored = true
+			counts.restores++
 			at := s.head - 1 - uint64(rng.IntN(int(min(s.head-1, 10))))
 			trace = append(trace, fmt.Sprintf("restore at %d (head %d)", at, s.head))
 			s.restore(at)
@@ -475,7 +520,17 @@ func runModel(seed uint64, sc modelScenario, steps int) error {
 	if d := c.diff(); len(d) > 0 {
 		return fail(fmt.Errorf("view differs from the server: %v", d))
 	}
-	return nil
+	return counts, nil
+}
+
+// caughtUp reports whether every stream of set has sent everything up to the server's head.
+func caughtUp(s *mServer, set *mSet) bool {
+	for _, st := range set.streams {
+		if !st.caughtUp(s) {
+			return false
+		}
+	}
+	return true
 }
 
 // restoring reports whether a stream has yet to see that the server's history went back.
@@ -525,6 +580,7 @@ func TestModel(t *testing.T) {
 	scenarios := []modelScenario{
 		{name: "integer versions"},
 		{name: "versions that are not integers", opaque: true},
+		{name: "restore without a revision bump", rollback: true},
 	}
 	random := uint64(time.Now().UnixNano())
 	if v, err := strconv.ParseUint(os.Getenv("WATCHLIST_MODEL_SEED"), 10, 64); err == nil {
@@ -532,11 +588,19 @@ func TestModel(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
-			t.Logf("seeds 1..%d and random seed %d", n, random)
+			t.Logf("seeds 1..%d and random seed %d (WATCHLIST_MODEL_SEED=%d replays it)", n, random, random)
+			var total modelCounts
 			for _, seed := range append([]uint64{random}, seqSeeds(n)...) {
-				if err := runModel(seed, sc, 400); err != nil {
+				counts, err := runModel(seed, sc, 400)
+				if err != nil {
 					t.Fatal(err)
 				}
+				total.add(counts)
+			}
+			t.Logf("%d entries checked; %d relists (%d swapped in, %d abandoned), %d 410s, %d restores, %d resyncs at a swap",
+				total.entries, total.relists, total.swaps, total.abandoned, total.expired, total.restores, total.resyncs)
+			if total.swaps == 0 || total.abandoned == 0 || total.expired == 0 || sc.rollback && total.restores == 0 || sc.opaque && total.resyncs == 0 {
+				t.Errorf("the model did not explore every fault of its scenario: %+v", total)
 			}
 		})
 	}
@@ -556,6 +620,6 @@ func TestModelDebug(t *testing.T) {
 		t.Skip("MODEL_SEED not set")
 	}
 	traceLines = 100000
-	err := runModel(seed, modelScenario{name: "debug", rollback: os.Getenv("MODEL_ROLLBACK") != ""}, 400)
+	_, err := runModel(seed, modelScenario{name: "debug", rollback: os.Getenv("MODEL_ROLLBACK") != "", opaque: os.Getenv("MODEL_OPAQUE") != ""}, 400)
 	t.Log(err)
 }
