@@ -110,8 +110,14 @@ type fakeSink struct {
 	// initialDelay is how long Observe blocks for an object of a complete state (sync != 0), as a
 	// slow consumer would.
 	initialDelay time.Duration
+	// resyncEnd: the n-th EndSync (1-based) returns ErrResync, as a reader's does for a state
+	// begun before a rollback another stream found. 0: never.
+	resyncEnd int
+	// onProgress is called with each Progress's resourceVersion.
+	onProgress func(rv string)
 
 	mu     sync.Mutex
+	ends   int
 	calls  []string
 	tokens uint32
 	bad    []string // calls with a wrong kind or object
@@ -157,11 +163,21 @@ func (s *fakeSink) Observe(ctx context.Context, kind reader.ObjectType, t watch.
 
 func (s *fakeSink) EndSync(ctx context.Context, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error {
 	s.record(kind, "end %d rv=%s rolledBack=%t", sync, rv, rolledBack)
+	s.mu.Lock()
+	s.ends++
+	resync := s.ends == s.resyncEnd
+	s.mu.Unlock()
+	if resync {
+		return ErrResync
+	}
 	return ctx.Err()
 }
 
 func (s *fakeSink) Progress(ctx context.Context, kind reader.ObjectType, rv string) error {
 	s.record(kind, "progress %s", rv)
+	if s.onProgress != nil {
+		s.onProgress(rv)
+	}
 	return ctx.Err()
 }
 

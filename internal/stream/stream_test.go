@@ -97,6 +97,10 @@ type streamTest struct {
 	timing func(*Timing) // adjusts testTiming
 	// initialDelay makes the Sink block that long in Observe for each object of a complete state.
 	initialDelay time.Duration
+	// resyncEnd makes the Sink's n-th EndSync return ErrResync.
+	resyncEnd int
+	// resyncAt calls Stream.Resync when the Sink sees Progress at this resourceVersion.
+	resyncAt string
 	// script is what the server answers, request after request. The request after the last
 	// answer ends Run (its context is cancelled), so wantRequests shows where the stream went next.
 	script []answer
@@ -523,6 +527,56 @@ func TestStream(t *testing.T) {
 // header is retried by client-go itself, after that many seconds and up to 10 times, without the
 // Stream seeing it; a 429 without the header reaches the Stream, which waits the Status's
 // retryAfterSeconds instead of its own (much shorter) backoff.
+// TestStreamResync: the reader asks a stream for its complete state again, through EndSync's
+// ErrResync or through Resync while the stream watches changes.
+func TestStreamResync(t *testing.T) {
+	for _, tc := range []streamTest{
+		{
+			name:      "EndSync returns ErrResync: a WatchList again, no pause, synced only then",
+			resyncEnd: 1,
+			script: []answer{
+				watchOf(added("a", "10"), endBookmark("20")),
+				watchOf(added("a", "10"), endBookmark("21"), bookmark("22")),
+			},
+			wantReasons:  []Reason{ReasonStart, ReasonResync, ReasonEnded},
+			wantRequests: []string{qWatchList, qWatchList, qResume("22")},
+			wantSink: []string{
+				"begin 1", "observe ADDED a rv=10 sync=1", "end 1 rv=20 rolledBack=false",
+				"begin 2", "observe ADDED a rv=10 sync=2", "end 2 rv=21 rolledBack=false", "progress 22",
+			},
+			wantOpened: true,
+			wantSynced: true,
+		},
+		{
+			name:     "Resync while watching changes: the watch is left, a WatchList again",
+			resyncAt: "21",
+			script: []answer{
+				{stream: func(ctx context.Context, send func(string) bool) {
+					send(added("a", "10"))
+					send(endBookmark("20"))
+					send(modified("a", "21"))
+					<-ctx.Done() // stays open: only Resync ends it
+				}},
+				watchOf(added("a", "21"), endBookmark("23"), bookmark("24")),
+			},
+			wantReasons:  []Reason{ReasonStart, ReasonResync, ReasonEnded},
+			wantRequests: []string{qWatchList, qWatchList, qResume("24")},
+			wantSink: []string{
+				"begin 1", "observe ADDED a rv=10 sync=1", "end 1 rv=20 rolledBack=false",
+				"observe MODIFIED a rv=21 sync=0", "progress 21",
+				"begin 2", "observe ADDED a rv=21 sync=2", "end 2 rv=23 rolledBack=false", "progress 24",
+			},
+			wantOpened: true,
+			wantSynced: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			runStreamTest(t, tc)
+		})
+	}
+}
+
 func TestStreamTooManyRequests(t *testing.T) {
 	t.Parallel()
 	withHeader := failWith(stTooMany)
@@ -559,9 +613,17 @@ func runStreamTest(t *testing.T, tc streamTest) {
 		VersionedAPIPath:     "/api/v1",
 		Client:               fake.CreateHTTPClient(srv.roundTrip),
 	}
-	sink := &fakeSink{initialDelay: tc.initialDelay}
+	sink := &fakeSink{initialDelay: tc.initialDelay, resyncEnd: tc.resyncEnd}
 	obs := &fakeObserver{}
-	s := New(Config{
+	var s *Stream
+	if tc.resyncAt != "" {
+		sink.onProgress = func(rv string) {
+			if rv == tc.resyncAt {
+				s.Resync()
+			}
+		}
+	}
+	s = New(Config{
 		Kind:     podKind,
 		Client:   client,
 		Sink:     sink,
