@@ -186,9 +186,13 @@ func (r *Reader) Run(ctx context.Context) error {
 		r.shutdown(err)
 		return err
 	}
-	if r.relistEvery > 0 {
+	// Under mu, and only while not closed: finish waits for relister once closed is set, and a
+	// WaitGroup's Add must not race with its Wait.
+	r.mu.Lock()
+	if r.relistEvery > 0 && !r.closed {
 		r.relister.Go(func() { r.relistLoop(streamsCtx) })
 	}
+	r.mu.Unlock()
 	return nil
 }
 
