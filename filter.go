@@ -72,7 +72,7 @@ type record struct {
 	rv   version
 	mark uint32 // the token of the newest complete state that held this identity; 0: none
 	kind reader.ObjectType
-	dead bool // a tombstone: rv is the version at or below which the object is known gone
+	dead bool // a tombstone: rv is the version at or below which the object is known gone from the scope
 	void bool // rv came from a history the server lost (a rollback): any version of a complete state replaces it
 }
 
@@ -167,7 +167,13 @@ func (f *filter) beginSync() uint32 {
 func (f *filter) decide(k uidKey, kind reader.ObjectType, t watch.EventType, rv version, sync uint32) reader.ChangeType {
 	rec, known := f.objects[k]
 	if known && rec.dead {
-		return reader.CTUnknown // deleted; no version of it can come after
+		if rec.rv.opaque() || rv.opaque() || !rv.newerThan(rec.rv) {
+			return reader.CTUnknown // gone by then: a lagging stream's version
+		}
+		// A version after the tombstone: an object that left a selector's scope matches again (a
+		// deleted one has no later version). It comes back as a new identity.
+		delete(f.objects, k)
+		rec, known = record{}, false
 	}
 	if known && sync > rec.mark {
 		rec.mark = sync
@@ -297,18 +303,23 @@ func (f *filter) stale(kind reader.ObjectType, sync uint32) bool {
 }
 
 // progress says a stream of kind has seen every event up to rv: tombstones at or below it can go,
-// unless two sets of streams still run.
+// unless two sets of streams still run. A tombstone is judged by its record, which may have come
+// back to life (and died again) since the tomb was listed.
 func (f *filter) progress(kind reader.ObjectType, rv version, overlap bool) {
 	if overlap || len(f.tombs) == 0 {
 		return
 	}
 	kept := f.tombs[:0]
 	for _, t := range f.tombs {
-		if t.kind != kind || !t.rv.opaque() && !rv.opaque() && t.rv > rv {
+		rec, ok := f.objects[t.key]
+		switch {
+		case t.kind != kind:
 			kept = append(kept, t)
-			continue
-		}
-		if rec, ok := f.objects[t.key]; ok && rec.dead {
+		case !ok || !rec.dead || rec.rv != t.rv:
+			// alive again, or dead again under a newer tomb: this entry is spent
+		case !rec.rv.opaque() && !rv.opaque() && rec.rv > rv:
+			kept = append(kept, t)
+		default:
 			delete(f.objects, t.key)
 			delete(f.oddUIDs, t.key)
 		}

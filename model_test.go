@@ -59,6 +59,10 @@ type mServer struct {
 	live   map[string]mWrite // uid → its last write, for live objects
 	nextID int
 	opaque bool // resourceVersions the filter cannot order ("o" + number)
+	// selector: the reader watches through a selector, so a delete may be an object leaving its
+	// scope, which can come back later with the same UID (outside holds those, by kind).
+	selector bool
+	outside  map[string]reader.ObjectType
 }
 
 func (s *mServer) write(rng *rand.Rand) {
@@ -71,8 +75,18 @@ func (s *mServer) write(rng *rand.Rand) {
 		}
 	}
 	slices.Sort(uids)
+	var away []string
+	for uid, k := range s.outside {
+		if k == kind {
+			away = append(away, uid)
+		}
+	}
+	slices.Sort(away)
 	w := mWrite{rv: s.head, kind: kind}
 	switch r := rng.IntN(10); {
+	case s.selector && len(away) > 0 && r < 2: // matches the selector again
+		w.uid, w.t = away[rng.IntN(len(away))], watch.Added
+		delete(s.outside, w.uid)
 	case len(uids) == 0 || r < 4:
 		s.nextID++
 		w.uid, w.t = fmt.Sprintf("0d3c8f3e-1111-4a0e-9e0c-%012x", s.nextID), watch.Added
@@ -84,6 +98,9 @@ func (s *mServer) write(rng *rand.Rand) {
 	s.writes = append(s.writes, w)
 	if w.t == watch.Deleted {
 		delete(s.live, w.uid)
+		if s.selector && rng.IntN(2) == 0 { // it left the selector's scope: it may come back
+			s.outside[w.uid] = w.kind
+		}
 	} else {
 		s.live[w.uid] = w
 	}
@@ -265,6 +282,7 @@ type modelScenario struct {
 	name     string
 	opaque   bool
 	rollback bool
+	selector bool // objects leave the scope and come back with the same UID
 }
 
 // mChecker applies the promises to each entry and keeps the consumer's view.
@@ -308,7 +326,7 @@ func (c *mChecker) check(e reader.Entry) error {
 		return fmt.Errorf("%s %s@%d: (UID, resourceVersion) delivered twice", e.ChangeType(), uid, rv)
 	case known && rv < last:
 		return fmt.Errorf("%s %s@%d: older than %d delivered before", e.ChangeType(), uid, rv, last)
-	case e.ChangeType() == reader.CTAdd && (live || c.deleted[uid]):
+	case e.ChangeType() == reader.CTAdd && (live || c.deleted[uid] && !c.s.selector):
 		return fmt.Errorf("Add %s@%d: already live or deleted", uid, rv)
 	case e.ChangeType() == reader.CTUpdate && !live:
 		return fmt.Errorf("Update %s@%d: not live", uid, rv)
@@ -356,7 +374,7 @@ func (c *mChecker) diff() []string {
 
 // modelCounts counts what the model did, so that a run shows it explored what it claims to.
 type modelCounts struct {
-	entries, relists, swaps, abandoned, expired, restores, resyncs int
+	entries, relists, swaps, abandoned, expired, restores, resyncs, rematched int
 }
 
 func (c *modelCounts) add(o modelCounts) {
@@ -367,6 +385,7 @@ func (c *modelCounts) add(o modelCounts) {
 	c.expired += o.expired
 	c.restores += o.restores
 	c.resyncs += o.resyncs
+	c.rematched += o.rematched
 }
 
 // runModel plays one seed and returns the first broken promise, with the steps that led to it.
@@ -375,7 +394,7 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 	ctx := context.Background()
 	ch := make(chan reader.Entry, 1<<16)
 	o := newOutput(ch, 0, newStats(), logr.Discard())
-	s := &mServer{head: 1, live: map[string]mWrite{}, opaque: sc.opaque} // resourceVersions start at 1
+	s := &mServer{head: 1, live: map[string]mWrite{}, opaque: sc.opaque, selector: sc.selector, outside: map[string]reader.ObjectType{}} // resourceVersions start at 1
 	c := &mChecker{s: s, view: map[string]uint64{}, last: map[string]uint64{}, deleted: map[string]bool{}, seen: map[string]bool{}}
 	var trace []string
 	if traceLines > 25 {
@@ -424,8 +443,12 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 			// resumed from; past it, nothing can tell (the README asks for --bump-revision).
 			trace = append(trace, "no write: streams have yet to see the restore")
 		case r < 30:
+			before := len(s.outside)
 			s.write(rng)
 			w := s.writes[len(s.writes)-1]
+			if len(s.outside) < before {
+				counts.rematched++
+			}
 			trace = append(trace, fmt.Sprintf("write %s %s %s@%d", w.t, w.kind, w.uid[32:], w.rv))
 		case r < 60:
 			st := cur.pick(rng)
@@ -581,6 +604,7 @@ func TestModel(t *testing.T) {
 		{name: "integer versions"},
 		{name: "versions that are not integers", opaque: true},
 		{name: "restore without a revision bump", rollback: true},
+		{name: "a selector that objects leave and match again", selector: true},
 	}
 	random := uint64(time.Now().UnixNano())
 	if v, err := strconv.ParseUint(os.Getenv("WATCHLIST_MODEL_SEED"), 10, 64); err == nil {
@@ -597,9 +621,10 @@ func TestModel(t *testing.T) {
 				}
 				total.add(counts)
 			}
-			t.Logf("%d entries checked; %d relists (%d swapped in, %d abandoned), %d 410s, %d restores, %d resyncs at a swap",
-				total.entries, total.relists, total.swaps, total.abandoned, total.expired, total.restores, total.resyncs)
-			if total.swaps == 0 || total.abandoned == 0 || total.expired == 0 || sc.rollback && total.restores == 0 || sc.opaque && total.resyncs == 0 {
+			t.Logf("%d entries checked; %d relists (%d swapped in, %d abandoned), %d 410s, %d restores, %d resyncs at a swap, %d objects back in scope",
+				total.entries, total.relists, total.swaps, total.abandoned, total.expired, total.restores, total.resyncs, total.rematched)
+			if total.swaps == 0 || total.abandoned == 0 || total.expired == 0 || sc.rollback && total.restores == 0 ||
+				sc.opaque && total.resyncs == 0 || sc.selector && total.rematched == 0 {
 				t.Errorf("the model did not explore every fault of its scenario: %+v", total)
 			}
 		})
