@@ -27,7 +27,7 @@ import (
 // is this stream's to deliver. Changes (events after a complete state) never stamp: an event of a
 // lagging stream is no evidence that an object exists now.
 //
-// The newest complete state of each kind is its floor: a change or state object at or below the
+// The newest complete state of each scope (a kind, or a kind in one namespace) is its floor: a change or state object at or below the
 // floor's resourceVersion, of an identity that state did not hold, was deleted by then and is
 // dropped. This keeps a lagging stream (the old set of a relist, a replica behind its peers) from
 // bringing back what a newer state already found gone.
@@ -43,16 +43,13 @@ type filter struct {
 	// tokens may be taken without output's lock (beginSync), so that a stream can begin a complete
 	// state while another waits under that lock for the consumer.
 	tokens atomic.Uint32
-	// floor is the newest complete state of each kind.
-	floor [numObjectTypes]floorMark
-	// high is, per kind, the newest version delivered, and the last token taken then: a complete
-	// state with a later token cannot be older on a server whose history only moves forward.
-	high [numObjectTypes]floorMark
+	// perNamespace: the kind is read by one stream per namespace, so complete states, floors and
+	// rollbacks are per namespace (a scope); otherwise a kind is one scope. Set before any event.
+	perNamespace [numObjectTypes]bool
+	// scopes holds, by scope, the marks of its complete states (see scopeMarks).
+	scopes map[scopeKey]*scopeMarks
 	// opaque says a kind's versions are not integers; read without output's lock (by a swap).
 	opaque [numObjectTypes]atomic.Bool
-	// rolledBack is, per kind, the last token taken before the kind's last rollback: a complete
-	// state with a token up to it began in a history the server lost, and must be taken again.
-	rolledBack [numObjectTypes]uint32
 	// tombs are deleted identities kept while an older version may still arrive (see remove).
 	tombs []tomb
 	// live counts the live identities of each kind; read without output's lock (by a metrics
@@ -76,7 +73,45 @@ type record struct {
 	void bool // rv came from a history the server lost (a rollback): any version of a complete state replaces it
 }
 
-// floorMark is a kind's newest complete state: its resourceVersion and token, and the last token
+// scopeKey names what one stream's complete state covers: a kind, in one namespace or in all ("").
+type scopeKey struct {
+	kind      reader.ObjectType
+	namespace string
+}
+
+// scopeMarks is what the filter knows of a scope's complete states.
+type scopeMarks struct {
+	// floor is the newest complete state.
+	floor floorMark
+	// high is the newest version delivered, and the last token taken then: a complete state with a
+	// later token cannot be older on a server whose history only moves forward.
+	high floorMark
+	// rolledBack is the last token taken before the last rollback: a complete state with a token up
+	// to it began in a history the server lost, and must be taken again.
+	rolledBack uint32
+}
+
+// scope returns the marks of the scope an object of kind in namespace belongs to.
+func (f *filter) scope(kind reader.ObjectType, namespace string) *scopeMarks {
+	if !f.perNamespace[kind] {
+		namespace = ""
+	}
+	key := scopeKey{kind, namespace}
+	m := f.scopes[key]
+	if m == nil {
+		m = &scopeMarks{}
+		f.scopes[key] = m
+	}
+	return m
+}
+
+// inScope reports whether rec belongs to the scope of kind and namespace ("" is every namespace).
+func inScope(rec record, kind reader.ObjectType, namespace string) bool {
+	return rec.kind == kind && (namespace == "" || len(rec.name) > len(namespace) &&
+		rec.name[len(namespace)] == '/' && rec.name[:len(namespace)] == namespace)
+}
+
+// floorMark is a scope's newest complete state: its resourceVersion and token, and the last token
 // taken when it ended (a state with a later token began after it).
 type floorMark struct {
 	rv    version
@@ -135,7 +170,7 @@ func (v version) String() string {
 }
 
 func newFilter(size int) *filter {
-	return &filter{objects: make(map[uidKey]record, size)}
+	return &filter{objects: make(map[uidKey]record, size), scopes: make(map[scopeKey]*scopeMarks)}
 }
 
 // keyOf returns the key of uid: the bytes of a canonical lower-case UUID (what API servers assign),
@@ -164,7 +199,7 @@ func (f *filter) beginSync() uint32 {
 // decide returns the entry an event becomes, or CTUnknown to drop it. sync is the token of the
 // complete state the object belongs to, 0 for a change; an object of a complete state stamps its
 // identity.
-func (f *filter) decide(k uidKey, kind reader.ObjectType, t watch.EventType, rv version, sync uint32) reader.ChangeType {
+func (f *filter) decide(k uidKey, kind reader.ObjectType, namespace string, t watch.EventType, rv version, sync uint32) reader.ChangeType {
 	rec, known := f.objects[k]
 	if known && rec.dead {
 		if rec.rv.opaque() || rv.opaque() || !rv.newerThan(rec.rv) {
@@ -179,7 +214,7 @@ func (f *filter) decide(k uidKey, kind reader.ObjectType, t watch.EventType, rv 
 		rec.mark = sync
 		f.objects[k] = rec
 	}
-	if fl := f.floor[kind]; fl.token != 0 && rv.atMost(fl.rv) && (!known || rec.mark < fl.token) {
+	if fl := f.scope(kind, namespace).floor; fl.token != 0 && rv.atMost(fl.rv) && (!known || rec.mark < fl.token) {
 		return reader.CTUnknown // older than a complete state that did not hold it: gone since
 	}
 	switch {
@@ -198,7 +233,7 @@ func (f *filter) decide(k uidKey, kind reader.ObjectType, t watch.EventType, rv 
 
 // commit records an entry that was delivered.
 func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct reader.ChangeType, namespace, name string, rv version, sync uint32) {
-	if h := &f.high[kind]; !rv.opaque() && rv > h.rv {
+	if h := &f.scope(kind, namespace).high; !rv.opaque() && rv > h.rv {
 		h.rv, h.ended = rv, f.tokens.Load()
 	}
 	switch ct {
@@ -234,10 +269,10 @@ func (f *filter) remove(k uidKey, rv version) {
 // gone returns the live identities of kind that the complete state with token sync, whole at s,
 // did not hold and that were deleted by s: no state begun since held them, and their last version
 // is not newer than s (or not comparable). After a rollback every identity it did not hold is gone.
-func (f *filter) gone(kind reader.ObjectType, sync uint32, s version, rolledBack bool) []uidKey {
+func (f *filter) gone(kind reader.ObjectType, namespace string, sync uint32, s version, rolledBack bool) []uidKey {
 	var keys []uidKey
 	for k, rec := range f.objects {
-		if rec.kind != kind || rec.dead || rec.mark >= sync {
+		if !inScope(rec, kind, namespace) || rec.dead || rec.mark >= sync {
 			continue
 		}
 		if rolledBack || rec.void || rec.rv.atMost(s) || rec.rv.opaque() || s.opaque() {
@@ -255,11 +290,12 @@ func (f *filter) gone(kind reader.ObjectType, sync uint32, s version, rolledBack
 // of the lost one. The identities the state held forget their versions, so that the next complete
 // state delivers each as it is now (unchanged objects too, once), tombstones go (a restored object
 // may live again), and the kind has no floor until then.
-func (f *filter) endSync(kind reader.ObjectType, sync uint32, s version, rolledBack bool) {
+func (f *filter) endSync(kind reader.ObjectType, namespace string, sync uint32, s version, rolledBack bool) {
+	m := f.scope(kind, namespace)
 	if rolledBack {
 		for k, rec := range f.objects {
 			switch {
-			case rec.kind != kind:
+			case !inScope(rec, kind, namespace):
 			case rec.dead:
 				delete(f.objects, k)
 				delete(f.oddUIDs, k)
@@ -268,15 +304,15 @@ func (f *filter) endSync(kind reader.ObjectType, sync uint32, s version, rolledB
 				f.objects[k] = rec
 			}
 		}
-		f.floor[kind], f.high[kind] = floorMark{}, floorMark{}
-		f.rolledBack[kind] = f.tokens.Load()
+		m.floor, m.high = floorMark{}, floorMark{}
+		m.rolledBack = f.tokens.Load()
 		return
 	}
 	if s.opaque() {
 		return
 	}
-	if fl := f.floor[kind]; fl.token == 0 || s > fl.rv {
-		f.floor[kind] = floorMark{rv: s, token: sync, ended: f.tokens.Load()}
+	if m.floor.token == 0 || s > m.floor.rv {
+		m.floor = floorMark{rv: s, token: sync, ended: f.tokens.Load()}
 	}
 }
 
@@ -284,9 +320,10 @@ func (f *filter) endSync(kind reader.ObjectType, sync uint32, s version, rolledB
 // history went back: a server answers a complete state at its newest resourceVersion or later, yet
 // s is older than the kind's floor state, which ended before this one began, or than a version
 // delivered before it began.
-func (f *filter) wentBack(kind reader.ObjectType, sync uint32, s version) bool {
+func (f *filter) wentBack(kind reader.ObjectType, namespace string, sync uint32, s version) bool {
 	older := func(m floorMark) bool { return m.rv != 0 && sync > m.ended && s.atMost(m.rv) && s != m.rv }
-	return older(f.floor[kind]) || older(f.high[kind])
+	m := f.scope(kind, namespace)
+	return older(m.floor) || older(m.high)
 }
 
 // sawVersion notes a version of kind, and reports whether the kind's versions are not integers.
@@ -298,14 +335,14 @@ func (f *filter) sawVersion(kind reader.ObjectType, v version) bool {
 }
 
 // stale reports whether the complete state with token sync began before the kind's last rollback.
-func (f *filter) stale(kind reader.ObjectType, sync uint32) bool {
-	return sync <= f.rolledBack[kind]
+func (f *filter) stale(kind reader.ObjectType, namespace string, sync uint32) bool {
+	return sync <= f.scope(kind, namespace).rolledBack
 }
 
-// progress says a stream of kind has seen every event up to rv: tombstones at or below it can go,
+// progress says the stream of kind in namespace ("" for all) has seen every event up to rv: tombstones at or below it can go,
 // unless two sets of streams still run. A tombstone is judged by its record, which may have come
 // back to life (and died again) since the tomb was listed.
-func (f *filter) progress(kind reader.ObjectType, rv version, overlap bool) {
+func (f *filter) progress(kind reader.ObjectType, namespace string, rv version, overlap bool) {
 	if overlap || len(f.tombs) == 0 {
 		return
 	}
@@ -313,8 +350,8 @@ func (f *filter) progress(kind reader.ObjectType, rv version, overlap bool) {
 	for _, t := range f.tombs {
 		rec, ok := f.objects[t.key]
 		switch {
-		case t.kind != kind:
-			kept = append(kept, t)
+		case t.kind != kind || ok && !inScope(rec, kind, namespace):
+			kept = append(kept, t) // another stream's to pass
 		case !ok || !rec.dead || rec.rv != t.rv:
 			// alive again, or dead again under a newer tomb: this entry is spent
 		case !rec.rv.opaque() && !rv.opaque() && rec.rv > rv:

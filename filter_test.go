@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/reader"
 )
 
@@ -143,7 +144,7 @@ func playSteps(t *testing.T, steps []step) (*output, []string) {
 	t.Helper()
 	ch := make(chan reader.Entry, len(steps)+8)
 	o := newOutput(ch, 0, newStats(), logr.Discard())
-	set := newTestSet(1)
+	set := newTestSet()
 	sink := setSink{o: o, set: set}
 	ctx := context.Background()
 	var token uint32
@@ -157,7 +158,7 @@ func playSteps(t *testing.T, steps []step) (*output, []string) {
 		case "progress":
 			err = sink.Progress(ctx, reader.OTPod, s.rv)
 		case "overlap":
-			o.beginOverlap(newTestSet(1))
+			o.beginOverlap(newTestSet())
 		default:
 			var sync uint32
 			if s.sync {
@@ -184,11 +185,20 @@ func playSteps(t *testing.T, steps []step) (*output, []string) {
 	return o, got
 }
 
-// newTestSet returns a set of n streams that runs nothing, for tests that drive its sink.
-func newTestSet(n int) *streamSet {
+// newTestSet returns a set that runs nothing, one cluster-wide stream per kind in objs (default: a
+// pod stream), for tests that drive its sink.
+func newTestSet(objs ...reader.ObjectType) *streamSet {
+	if len(objs) == 0 {
+		objs = []reader.ObjectType{reader.OTPod}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &streamSet{ctx: ctx, cancel: cancel, stats: newStats(), failed: make(chan struct{}),
-		synced: make(chan struct{}), done: make([]bool, n), unsynced: n}
+	set := &streamSet{ctx: ctx, cancel: cancel, stats: newStats(), failed: make(chan struct{}),
+		synced: make(chan struct{}), done: make([]bool, len(objs)), unsynced: len(objs)}
+	for _, o := range objs {
+		k, _ := kinds.ByObject(o)
+		set.specs = append(set.specs, streamSpec{kind: k})
+	}
+	return set
 }
 
 func pod(uid, rv string) *corev1.Pod {
@@ -200,7 +210,7 @@ func pod(uid, rv string) *corev1.Pod {
 func TestSendCancelledIsNotRecorded(t *testing.T) {
 	ch := make(chan reader.Entry) // nobody reads
 	o := newOutput(ch, 0, newStats(), logr.Discard())
-	sink := setSink{o: o, set: newTestSet(1)}
+	sink := setSink{o: o, set: newTestSet()}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := sink.Observe(ctx, reader.OTPod, watch.Added, pod(uidA, "10"), 0); err == nil {

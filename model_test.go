@@ -153,16 +153,26 @@ func (s *mServer) version(rv uint64) string {
 }
 
 func (s *mServer) object(w mWrite) runtime.Object {
-	om := metav1.ObjectMeta{Namespace: "ns", Name: "n-" + w.uid[len(w.uid)-4:], UID: types.UID(w.uid), ResourceVersion: s.version(w.rv)}
+	om := metav1.ObjectMeta{Namespace: nsOf(w.uid), Name: "n-" + w.uid[len(w.uid)-4:], UID: types.UID(w.uid), ResourceVersion: s.version(w.rv)}
 	if w.kind == reader.OTService {
 		return &corev1.Service{ObjectMeta: om}
 	}
 	return &corev1.Pod{ObjectMeta: om}
 }
 
-// mStream is a fake stream: a complete state to send, then the server's writes of its kind.
+// nsOf is the namespace of the object with uid: "a" or "b".
+func nsOf(uid string) string {
+	if (uid[len(uid)-1]-'0')%2 == 0 {
+		return "a"
+	}
+	return "b"
+}
+
+// mStream is a fake stream: a complete state to send, then the server's writes of its kind (in
+// its namespace, when it has one).
 type mStream struct {
 	kind    reader.ObjectType
+	ns      string
 	sink    setSink
 	state   []mWrite // what is left of the complete state being sent
 	token   uint32
@@ -175,7 +185,7 @@ type mStream struct {
 func (st *mStream) begin(s *mServer, rng *rand.Rand) {
 	st.token = st.sink.BeginSync(st.kind)
 	st.at, st.syncing = s.head, true
-	st.state = s.stateAt(st.kind, s.head, rng)
+	st.state = slices.DeleteFunc(s.stateAt(st.kind, s.head, rng), func(w mWrite) bool { return st.ns != "" && nsOf(w.uid) != st.ns })
 }
 
 // caughtUp reports whether the stream has nothing left to send.
@@ -185,7 +195,7 @@ func (st *mStream) caughtUp(s *mServer) bool {
 
 func (st *mStream) next(s *mServer) *mWrite {
 	for i := range s.writes {
-		if w := &s.writes[i]; w.rv > st.at && w.kind == st.kind {
+		if w := &s.writes[i]; w.rv > st.at && w.kind == st.kind && (st.ns == "" || nsOf(w.uid) == st.ns) {
 			return w
 		}
 	}
@@ -248,13 +258,20 @@ type mSet struct {
 	speed   []int // a stream's weight when the scheduler picks one: a low one lags
 }
 
-func newMSet(o *output, s *mServer, rng *rand.Rand, candidate bool) *mSet {
-	ms := &mSet{set: newTestSet(len(modelKinds))}
+// newMSet starts a set: a stream per kind, or per kind and namespace.
+func newMSet(o *output, s *mServer, rng *rand.Rand, candidate, namespaces bool) *mSet {
+	ms := &mSet{set: newTestSet(modelKinds...)}
+	if namespaces {
+		ms.set = newTestSet(append(slices.Clone(modelKinds), modelKinds...)...)
+		for i := range ms.set.specs {
+			ms.set.specs[i].scope.Namespace = []string{"a", "b"}[i/len(modelKinds)]
+		}
+	}
 	if candidate {
 		o.beginOverlap(ms.set)
 	}
-	for i, kind := range modelKinds {
-		st := &mStream{kind: kind, sink: setSink{o: o, set: ms.set, i: i}}
+	for i, spec := range ms.set.specs {
+		st := &mStream{kind: spec.kind.Object, ns: spec.scope.Namespace, sink: setSink{o: o, set: ms.set, i: i}}
 		st.begin(s, rng)
 		ms.streams = append(ms.streams, st)
 		ms.speed = append(ms.speed, 1+rng.IntN(8))
@@ -279,10 +296,11 @@ func (ms *mSet) pick(rng *rand.Rand) *mStream {
 
 // modelScenario says which faults a run may inject.
 type modelScenario struct {
-	name     string
-	opaque   bool
-	rollback bool
-	selector bool // objects leave the scope and come back with the same UID
+	name       string
+	opaque     bool
+	rollback   bool
+	selector   bool // objects leave the scope and come back with the same UID
+	namespaces bool // a stream per kind and namespace (WithNamespaces)
 }
 
 // mChecker applies the promises to each entry and keeps the consumer's view.
@@ -423,12 +441,17 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 	for range rng.IntN(8) {
 		s.write(rng)
 	}
-	cur := newMSet(o, s, rng, false)
+	if sc.namespaces {
+		for _, k := range modelKinds {
+			o.filter.perNamespace[k] = true
+		}
+	}
+	cur := newMSet(o, s, rng, false, sc.namespaces)
 	var cand *mSet
 	restored := false // one restore a run: a second one before every stream saw the first is not told apart
 	swap := func() {
-		for _, i := range o.swap(cur.set, cand.set, func(i int) reader.ObjectType { return modelKinds[i] }) {
-			trace = append(trace, fmt.Sprintf("resync %s", modelKinds[i]))
+		for _, i := range o.swap(cur.set, cand.set, func(i int) reader.ObjectType { return cand.set.specs[i].kind.Object }) {
+			trace = append(trace, fmt.Sprintf("resync %s", cand.set.specs[i].kind.Object))
 			counts.resyncs++
 			cand.streams[i].begin(s, rng)
 		}
@@ -461,7 +484,7 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 		case r < 84 && cand == nil:
 			trace = append(trace, "relist begins")
 			counts.relists++
-			cand = newMSet(o, s, rng, true)
+			cand = newMSet(o, s, rng, true, sc.namespaces)
 		case r < 90 && cand != nil && isClosed(cand.set.synced):
 			trace = append(trace, "swap")
 			swap()
@@ -605,6 +628,8 @@ func TestModel(t *testing.T) {
 		{name: "versions that are not integers", opaque: true},
 		{name: "restore without a revision bump", rollback: true},
 		{name: "a selector that objects leave and match again", selector: true},
+		{name: "a stream per namespace", namespaces: true},
+		{name: "a stream per namespace, a selector, a restore", namespaces: true, selector: true, rollback: true},
 	}
 	random := uint64(time.Now().UnixNano())
 	if v, err := strconv.ParseUint(os.Getenv("WATCHLIST_MODEL_SEED"), 10, 64); err == nil {

@@ -124,7 +124,7 @@ func (o *output) observe(ctx context.Context, set *streamSet, kind reader.Object
 	if o.filter.sawVersion(kind, rv) && set.role.Load() == int32(roleCandidate) {
 		return nil // versions that cannot be ordered: only the current set delivers this kind
 	}
-	ct := o.filter.decide(k, kind, t, rv, sync)
+	ct := o.filter.decide(k, kind, m.GetNamespace(), t, rv, sync)
 	if o.log.Enabled() {
 		o.log.Info("event", "kind", kind.String(), "type", string(t), "namespace", m.GetNamespace(),
 			"name", m.GetName(), "resourceVersion", m.GetResourceVersion(), "sync", sync, "entry", ct.String())
@@ -150,7 +150,8 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 	if set.retiredNow() {
 		return nil
 	}
-	if !rolledBack && o.filter.stale(kind, sync) {
+	ns, metadata := set.specs[i].scope.Namespace, set.specs[i].scope.MetadataOnly
+	if !rolledBack && o.filter.stale(kind, ns, sync) {
 		return stream.ErrResync // what it held was judged against versions the server lost
 	}
 	s := parseVersion(rv)
@@ -160,12 +161,12 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 	}
 	// A stream sees the server went back when the state is older than its own last resume point;
 	// the filter, when it is older than a state that ended before this one began.
-	found := !rolledBack && o.filter.wentBack(kind, sync, s)
+	found := !rolledBack && o.filter.wentBack(kind, ns, sync, s)
 	rolledBack = rolledBack || found
-	if err := o.sweep(ctx, kind, sync, s, rolledBack); err != nil {
+	if err := o.sweep(ctx, kind, ns, metadata, sync, s, rolledBack); err != nil {
 		return err
 	}
-	o.filter.endSync(kind, sync, s, rolledBack)
+	o.filter.endSync(kind, ns, sync, s, rolledBack)
 	switch {
 	case found:
 		return stream.ErrResync
@@ -175,12 +176,12 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 	return nil
 }
 
-// sweep delivers a delete for every identity of kind that the complete state with token sync, whole
-// at s, found gone, each carrying an object of its kind with namespace, name, UID and last
-// resourceVersion. Its tombstone, if one is kept, stands at s: the object was gone by then. The
-// caller holds mu.
-func (o *output) sweep(ctx context.Context, kind reader.ObjectType, sync uint32, s version, rolledBack bool) error {
-	gone := o.filter.gone(kind, sync, s, rolledBack)
+// sweep delivers a delete for every identity of kind in namespace ("" for all) that the complete
+// state with token sync, whole at s, found gone, each carrying an object of its kind (or, for a
+// metadata-only stream, a PartialObjectMetadata) with namespace, name, UID and last
+// resourceVersion. Its tombstone stands at s: the object was gone by then. The caller holds mu.
+func (o *output) sweep(ctx context.Context, kind reader.ObjectType, namespace string, metadata bool, sync uint32, s version, rolledBack bool) error {
+	gone := o.filter.gone(kind, namespace, sync, s, rolledBack)
 	if len(gone) == 0 {
 		return nil
 	}
@@ -190,8 +191,12 @@ func (o *output) sweep(ctx context.Context, kind reader.ObjectType, sync uint32,
 	}
 	for _, key := range gone {
 		rec := o.filter.objects[key]
-		namespace, name := splitName(rec.name)
-		obj := k.Tombstone(namespace, name, o.filter.uidOf(key), rec.rv.String())
+		ns, name := splitName(rec.name)
+		tombstone := k.Tombstone
+		if metadata {
+			tombstone = k.MetadataTombstone
+		}
+		obj := tombstone(ns, name, o.filter.uidOf(key), rec.rv.String())
 		if err := o.send(ctx, reader.NewEntry(reader.CTDelete, kind, obj)); err != nil {
 			return err
 		}
@@ -205,14 +210,14 @@ func (o *output) sweep(ctx context.Context, kind reader.ObjectType, sync uint32,
 	return nil
 }
 
-// progress passes a stream's position on to the filter.
-func (o *output) progress(ctx context.Context, set *streamSet, kind reader.ObjectType, rv string) error {
+// progress passes the position of set's stream i on to the filter.
+func (o *output) progress(ctx context.Context, set *streamSet, i int, kind reader.ObjectType, rv string) error {
 	if err := o.mu.lock(ctx); err != nil {
 		return err
 	}
 	defer o.mu.unlock()
 	if set.role.Load() == int32(roleCurrent) {
-		o.filter.progress(kind, parseVersion(rv), o.overlap())
+		o.filter.progress(kind, set.specs[i].scope.Namespace, parseVersion(rv), o.overlap())
 	}
 	return nil
 }
@@ -260,7 +265,7 @@ func (s setSink) EndSync(ctx context.Context, kind reader.ObjectType, sync uint3
 }
 
 func (s setSink) Progress(ctx context.Context, kind reader.ObjectType, rv string) error {
-	return s.o.progress(ctx, s.set, kind, rv)
+	return s.o.progress(ctx, s.set, s.i, kind, rv)
 }
 
 // ctxMutex is a mutex whose lock can be given up when a context ends.

@@ -99,7 +99,7 @@ func (r *Reader) relist(ctx context.Context) error {
 	old := r.current
 	r.current = next
 	r.mu.Unlock()
-	for _, i := range r.output.swap(old, next, func(i int) reader.ObjectType { return r.kinds[i].Object }) {
+	for _, i := range r.output.swap(old, next, func(i int) reader.ObjectType { return r.streams[i].kind.Object }) {
 		next.streams[i].Resync()
 	}
 	old.stop()

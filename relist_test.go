@@ -23,7 +23,7 @@ func TestSwapRetiresTheOldSet(t *testing.T) {
 	ch := make(chan reader.Entry, 16)
 	st := newStats()
 	o := newOutput(ch, 0, st, logr.Discard())
-	old, next := newTestSet(1), newTestSet(1)
+	old, next := newTestSet(), newTestSet()
 	oldSink, nextSink := setSink{o: o, set: old}, setSink{o: o, set: next}
 	for _, p := range []struct{ uid, rv string }{{uidA, "10"}, {uidB, "11"}} {
 		if err := oldSink.Observe(ctx, reader.OTPod, watch.Added, pod(p.uid, p.rv), 0); err != nil {

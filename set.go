@@ -5,12 +5,46 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"k8s.io/client-go/rest"
+
+	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/internal/stream"
 )
 
-// streamSet is one complete set of streams, one per kind, all feeding one output. A reader has one;
-// during a relist, two.
+// streamSpec is one stream of every set: a kind in a scope, and the client that reads it.
+type streamSpec struct {
+	kind   kinds.Kind
+	scope  stream.Scope
+	client rest.Interface
+}
+
+// planStreams lists the streams of a set from the kinds and options New was given: one per kind,
+// or one per namespace for a namespaced kind under WithNamespaces.
+func (r *Reader) planStreams() error {
+	for _, k := range r.kinds {
+		scope, client := r.scopes[k.Object], k.Client(r.clientset)
+		if scope.MetadataOnly {
+			var err error
+			if client, err = k.MetadataClient(r.clientset); err != nil {
+				return err
+			}
+		}
+		if !k.Namespaced || r.namespaces == nil {
+			r.streams = append(r.streams, streamSpec{kind: k, scope: scope, client: client})
+			continue
+		}
+		for _, ns := range r.namespaces {
+			scope.Namespace = ns
+			r.streams = append(r.streams, streamSpec{kind: k, scope: scope, client: client})
+		}
+	}
+	return nil
+}
+
+// streamSet is one complete set of streams, one per streamSpec, all feeding one output. A reader
+// has one; during a relist, two.
 type streamSet struct {
+	specs   []streamSpec
 	streams []*stream.Stream
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -41,17 +75,19 @@ func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 		cancel:   cancel,
 		failed:   make(chan struct{}),
 		stats:    r.stats,
+		specs:    r.streams,
 		synced:   make(chan struct{}),
-		done:     make([]bool, len(r.kinds)),
-		unsynced: len(r.kinds),
+		done:     make([]bool, len(r.streams)),
+		unsynced: len(r.streams),
 	}
 	if candidate {
 		r.output.beginOverlap(set)
 	}
-	for i, k := range r.kinds {
+	for i, spec := range r.streams {
 		set.streams = append(set.streams, stream.New(stream.Config{
-			Kind:     k,
-			Client:   k.Client(r.clientset),
+			Kind:     spec.kind,
+			Scope:    spec.scope,
+			Client:   spec.client,
 			Sink:     setSink{o: r.output, set: set, i: i},
 			Observer: r.stats,
 			Log:      r.log,

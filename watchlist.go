@@ -55,7 +55,11 @@ var (
 // with SetOut, start it with Run and stop it with Close. Its methods are safe for concurrent use.
 type Reader struct {
 	clientset   *kubernetes.Clientset
+	types       RetrieveType
 	kinds       []kinds.Kind
+	namespaces  []string                           // WithNamespaces; nil: every namespace
+	scopes      map[reader.ObjectType]stream.Scope // selectors and metadata-only by kind (no namespace)
+	streams     []streamSpec                       // what each set runs, built by New
 	log         logr.Logger
 	filterSize  int
 	relistEvery time.Duration
@@ -101,7 +105,9 @@ func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes Ret
 	}
 	r := &Reader{
 		clientset:   clientset,
+		types:       retrieveTypes,
 		kinds:       kinds.For(retrieveTypes),
+		scopes:      make(map[reader.ObjectType]stream.Scope),
 		log:         logr.Discard(),
 		timing:      stream.DefaultTiming(),
 		relistLimit: 10 * time.Minute,
@@ -122,6 +128,9 @@ func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes Ret
 		if err := opt(r); err != nil {
 			return nil, fmt.Errorf("watchlist: %w", err)
 		}
+	}
+	if err := r.planStreams(); err != nil {
+		return nil, fmt.Errorf("watchlist: %w", err)
 	}
 	if err := r.register(); err != nil {
 		return nil, fmt.Errorf("watchlist: %w", err)
@@ -150,6 +159,11 @@ func (r *Reader) SetOut(ctx context.Context, out chan Entry) error {
 	}
 	r.out = out
 	r.output = newOutput(out, r.filterSize, r.stats, r.log)
+	for _, spec := range r.streams {
+		if spec.scope.Namespace != "" {
+			r.output.filter.perNamespace[spec.kind.Object] = true
+		}
+	}
 	return nil
 }
 

@@ -10,18 +10,17 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+
+	"github.com/watchlist-go/watchlist/internal/kinds"
 )
 
 // watch opens a watch that the server ends after a random time in [WatchTimeout, 2*WatchTimeout),
 // or, when WatchTimeout is 0, when the server's --min-request-timeout says.
-//
-// Requests ask for protobuf unless the user set a content type on the rest.Config, as client-go's
-// typed clients do: every kind in the table is a built-in type, and decoding JSON costs four to six
-// times the CPU (BENCHMARKS.md).
 func (s *Stream) watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
-	req := s.cfg.Client.Get().UseProtobufAsDefault().Resource(s.cfg.Kind.Resource.Resource)
+	req := s.request(kinds.MetadataAccept, &opts)
 	if s.cfg.Timing.WatchTimeout > 0 {
 		timeout := s.cfg.Timing.WatchTimeout + rand.N(s.cfg.Timing.WatchTimeout)
 		opts.TimeoutSeconds = ptr.To(int64(timeout.Seconds()))
@@ -32,11 +31,27 @@ func (s *Stream) watch(ctx context.Context, opts metav1.ListOptions) (watch.Inte
 
 // list asks for one page of the fallback's LIST.
 func (s *Stream) list(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-	return s.cfg.Client.Get().
-		UseProtobufAsDefault().
-		Resource(s.cfg.Kind.Resource.Resource).
-		VersionedParams(&opts, scheme.ParameterCodec).
-		Do(ctx).Get()
+	return s.request(kinds.MetadataListAccept, &opts).VersionedParams(&opts, scheme.ParameterCodec).Do(ctx).Get()
+}
+
+// request begins a request for the stream's resource in its scope; opts receives the selectors.
+//
+// Requests ask for protobuf unless the user set a content type on the rest.Config, as client-go's
+// typed clients do: every kind in the table is a built-in type, and decoding JSON costs four to six
+// times the CPU (BENCHMARKS.md). Metadata-only requests ask for PartialObjectMetadata (metadata
+// names the media types, for one object or a list), as protobuf where the server has it.
+func (s *Stream) request(metadata string, opts *metav1.ListOptions) *rest.Request {
+	req := s.cfg.Client.Get()
+	if s.cfg.Scope.MetadataOnly {
+		req = req.SetHeader("Accept", metadata)
+	} else {
+		req = req.UseProtobufAsDefault()
+	}
+	if s.cfg.Scope.Namespace != "" {
+		req = req.Namespace(s.cfg.Scope.Namespace)
+	}
+	opts.LabelSelector, opts.FieldSelector = s.cfg.Scope.LabelSelector, s.cfg.Scope.FieldSelector
+	return req.Resource(s.cfg.Kind.Resource.Resource)
 }
 
 // isExpired reports a resume point the server no longer serves: 410, or a resourceVersion ahead of

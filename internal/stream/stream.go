@@ -115,9 +115,22 @@ func DefaultTiming() Timing {
 // expecting the client to fall back.
 const maxInitialErrors = 3
 
+// Scope narrows what a stream reads; the zero Scope is every object of the kind, whole.
+type Scope struct {
+	// Namespace: only this namespace; "" is every namespace (and a cluster-scoped kind's only value).
+	Namespace string
+	// LabelSelector and FieldSelector are passed to the server, which evaluates them: an object
+	// that stops matching comes as DELETED, one that starts matching as ADDED.
+	LabelSelector, FieldSelector string
+	// MetadataOnly asks for PartialObjectMetadata instead of whole objects; Client must then be a
+	// kinds.MetadataClient.
+	MetadataOnly bool
+}
+
 // Config is what a Stream needs.
 type Config struct {
 	Kind     kinds.Kind
+	Scope    Scope
 	Client   rest.Interface
 	Sink     Sink
 	Observer Observer // may be nil
@@ -127,8 +140,9 @@ type Config struct {
 
 // Stream is one resource's stream. Run drives it; Opened and Synced report its progress.
 type Stream struct {
-	cfg Config
-	log logr.Logger
+	cfg  Config
+	log  logr.Logger
+	name string // the kind, and the namespace when it has one: what errors and logs name
 
 	// Owned by Run's goroutine.
 	delay         wait.DelayFunc // the backoff; replaced by a fresh one after a healthy period
@@ -146,9 +160,16 @@ type Stream struct {
 
 // New returns a stream; nothing happens before Run.
 func New(cfg Config) *Stream {
+	name := cfg.Kind.String()
+	log := cfg.Log.WithValues("kind", cfg.Kind.Object.String())
+	if cfg.Scope.Namespace != "" {
+		name += " in namespace " + cfg.Scope.Namespace
+		log = log.WithValues("namespace", cfg.Scope.Namespace)
+	}
 	return &Stream{
 		cfg:    cfg,
-		log:    cfg.Log.WithValues("kind", cfg.Kind.Object.String()),
+		name:   name,
+		log:    log,
 		delay:  cfg.Timing.Backoff.DelayFunc(),
 		opened: make(chan struct{}),
 		synced: make(chan struct{}),
@@ -226,7 +247,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		var pause time.Duration
 		reason, pause, err = s.next(err)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.cfg.Kind, err)
+			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		if pause > 0 && !sleep(ctx, pause) {
 			return nil
