@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/watchlist-go/watchlist"
 	"github.com/watchlist-go/watchlist/reader"
 )
 
@@ -31,6 +35,29 @@ type config struct {
 	output     string              // outputText or outputJSON
 	duration   time.Duration       // how long to stream after the initial state; 0: until ctx ends
 	verbosity  int                 // the logger's V level
+
+	namespaces    []string // namespaced kinds only in these; nil: every namespace
+	labelSelector string   // for every kind watched; "": none
+	fieldSelector string   // for every kind watched; "": none
+	metadataOnly  bool     // entries hold PartialObjectMetadata
+}
+
+// options returns the reader options the scope flags ask for.
+func (c config) options() []watchlist.Option {
+	var opts []watchlist.Option
+	if c.namespaces != nil {
+		opts = append(opts, watchlist.WithNamespaces(c.namespaces...))
+	}
+	if c.labelSelector != "" {
+		opts = append(opts, watchlist.WithLabelSelector(c.types, c.labelSelector))
+	}
+	if c.fieldSelector != "" {
+		opts = append(opts, watchlist.WithFieldSelector(c.types, c.fieldSelector))
+	}
+	if c.metadataOnly {
+		opts = append(opts, watchlist.WithMetadataOnly(c.types))
+	}
+	return opts
 }
 
 // usageError is a bad command line; main exits with status 2 on it.
@@ -58,6 +85,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	duration := fs.Duration("duration", 0,
 		fmt.Sprintf("how long to stream after the initial state; 0: until Ctrl-C (default %s on a local control plane)", localDuration))
 	verbosity := fs.Int("v", 0, "log verbosity on stderr: 0 errors and fallbacks, 2 reconnects, 5 every event")
+	namespaces := fs.String("namespaces", "", "comma-separated namespaces to read namespaced kinds in, one stream each (default every namespace)")
+	labelSelector := fs.String("selector", "", "label selector for every kind watched, e.g. app=web (evaluated by the server)")
+	fieldSelector := fs.String("field-selector", "", "field selector for every kind watched, e.g. spec.nodeName=n1 with -types pod")
+	metadataOnly := fs.Bool("metadata-only", false, "read only metadata: entries hold PartialObjectMetadata")
 	fs.Usage = func() {} // the flag package calls it on every error; the usage is printed for -h only
 
 	if err := fs.Parse(args); err != nil {
@@ -70,7 +101,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return config{}, usagef("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := config{kubeconfig: *kubeconfig, output: *output, duration: *duration, verbosity: *verbosity}
+	cfg := config{kubeconfig: *kubeconfig, output: *output, duration: *duration, verbosity: *verbosity,
+		labelSelector: *labelSelector, fieldSelector: *fieldSelector, metadataOnly: *metadataOnly}
+	if isSet(fs, "namespaces") {
+		cfg.namespaces = strings.Split(*namespaces, ",")
+		for _, ns := range cfg.namespaces {
+			if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+				return config{}, usagef("-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; "))
+			}
+		}
+	}
 	var err error
 	if cfg.types, err = reader.ParseRetrieveType(*types); err != nil {
 		return config{}, usagef("-types: %w", err)

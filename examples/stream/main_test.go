@@ -141,3 +141,37 @@ func TestKubeconfigReadsThatCluster(t *testing.T) {
 		t.Errorf("run started a local control plane although KUBECONFIG was set")
 	}
 }
+
+// TestScopeFlags: -namespaces, -selector and -metadata-only narrow what the demo reads, on a local
+// control plane where the demo's fixtures carry testenv.FixtureLabel and the apiserver's own pods
+// and namespaces do not.
+func TestScopeFlags(t *testing.T) {
+	stdout, _ := runLocal(t, "-types", "pod,namespace", "-namespaces", "watchlist-demo,default",
+		"-selector", testenv.FixtureLabel+"=true", "-metadata-only", "-duration", "3s")
+	kinds := map[string]int{}
+	for line := range strings.Lines(stdout) {
+		fields := strings.Fields(line)
+		if len(fields) != 4 {
+			t.Fatalf("line %q: want change, kind, namespace/name, rv=resourceVersion", line)
+		}
+		kinds[fields[1]]++
+		if fields[1] == "Pod" && !strings.HasPrefix(fields[2], "watchlist-demo/") {
+			t.Errorf("line %q: a pod outside -namespaces", line)
+		}
+		if fields[1] == "Namespace" && fields[2] != "watchlist-demo" {
+			t.Errorf("line %q: a namespace without the fixture label", line)
+		}
+	}
+	if kinds["Pod"] == 0 || kinds["Namespace"] == 0 {
+		t.Errorf("entries by kind %v: want Pods and the demo's Namespace", kinds)
+	}
+}
+
+// TestBadScopeFlags: a namespace that is not a name fails with a clear error, before any stream.
+func TestBadScopeFlags(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-namespaces", "a,Bad_NS"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "Bad_NS") || exitCode(err) != 2 {
+		t.Fatalf("run -namespaces a,Bad_NS = %v, want a usage error naming Bad_NS", err)
+	}
+}

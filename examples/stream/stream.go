@@ -46,7 +46,7 @@ func (c *counts) String() string {
 // moment the initial state was delivered until the stream stops; its error is returned. stream
 // closes the reader before it returns.
 func (s *session) stream(ctx context.Context, cs *kubernetes.Clientset, afterSync func(context.Context) error) error {
-	r, err := watchlist.New(ctx, cs, s.cfg.types, watchlist.WithLogger(s.log))
+	r, err := watchlist.New(ctx, cs, s.cfg.types, append(s.cfg.options(), watchlist.WithLogger(s.log))...)
 	if err != nil {
 		return fmt.Errorf("create reader: %w", err)
 	}
