@@ -15,14 +15,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// runErr makes a reader through cfg and returns Run's error and how long Run took.
-func runErr(t *testing.T, cfg *rest.Config, typ RetrieveType) (error, time.Duration) {
+// runErr makes a reader through cfg (with opts) and returns Run's error and how long Run took.
+func runErr(t *testing.T, cfg *rest.Config, typ RetrieveType, opts ...Option) (error, time.Duration) {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(context.Background(), cs, typ, withTiming(fastTiming()))
+	r, err := New(context.Background(), cs, typ, append([]Option{withTiming(fastTiming())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

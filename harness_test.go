@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -87,15 +88,33 @@ type collector struct {
 	violations []string
 	log        []reader.Entry // kept only while keepLog
 	keepLog    bool
+	opts       collectorOptions
 	done       chan struct{}
+}
+
+// collectorOptions adapt the collector's checks to a reader's scope.
+type collectorOptions struct {
+	// keepLog keeps every entry in log.
+	keepLog bool
+	// metadataOnly names the kinds read with WithMetadataOnly: their entries must hold a
+	// *metav1.PartialObjectMetadata, and their typed getters must fail.
+	metadataOnly map[reader.ObjectType]bool
+	// reAdds allows an object delivered as deleted to come back as CTAdd at a newer version: under
+	// a selector, an object that stops matching is deleted and one that matches again is added.
+	reAdds bool
 }
 
 // collect starts consuming out. The goroutine ends when out closes; done says so.
 func collect(out <-chan reader.Entry, keepLog bool) *collector {
+	return collectWith(out, collectorOptions{keepLog: keepLog})
+}
+
+// collectWith is collect with the checks adapted by opts.
+func collectWith(out <-chan reader.Entry, opts collectorOptions) *collector {
 	c := &collector{
 		view: map[types.UID]viewItem{}, last: map[types.UID]string{}, deleted: map[types.UID]bool{},
 		seen: map[string]bool{}, counts: map[reader.ChangeType]int{},
-		byKind: map[reader.ObjectType]map[reader.ChangeType]int{}, keepLog: keepLog,
+		byKind: map[reader.ObjectType]map[reader.ChangeType]int{}, keepLog: opts.keepLog, opts: opts,
 		done: make(chan struct{}),
 	}
 	go func() {
@@ -130,7 +149,15 @@ func (c *collector) check(e reader.Entry) {
 		c.violate("entry of unknown object type %s", e.ObjectType())
 		return
 	}
-	if err := get(e); err != nil {
+	if c.opts.metadataOnly[e.ObjectType()] {
+		if _, ok := e.Object().(*metav1.PartialObjectMetadata); !ok {
+			c.violate("%s: metadata-only kind holds %T, want *metav1.PartialObjectMetadata", e, e.Object())
+			return
+		}
+		if err := get(e); err == nil {
+			c.violate("typed getter of metadata-only %s returned no error", e)
+		}
+	} else if err := get(e); err != nil {
 		c.violate("typed getter of %s: %v", e, err)
 		return
 	}
@@ -166,8 +193,11 @@ func (c *collector) check(e reader.Entry) {
 	_, live := c.view[uid]
 	switch e.ChangeType() {
 	case reader.CTAdd:
-		if live || c.deleted[uid] {
+		if live || c.deleted[uid] && !(c.opts.reAdds && newer) {
 			c.violate("%s: add of an object already live or deleted", e)
+		}
+		if c.opts.reAdds {
+			delete(c.deleted, uid) // back in the selector's scope
 		}
 	case reader.CTUpdate:
 		if !live || !newer {
@@ -289,6 +319,12 @@ type run struct {
 // that out closed and that every promise held.
 func startReader(t *testing.T, cfg *rest.Config, typ RetrieveType, opts ...Option) *run {
 	t.Helper()
+	return startReaderWith(t, cfg, typ, collectorOptions{}, opts...)
+}
+
+// startReaderWith is startReader with a collector whose checks copts adapt.
+func startReaderWith(t *testing.T, cfg *rest.Config, typ RetrieveType, copts collectorOptions, opts ...Option) *run {
+	t.Helper()
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -299,7 +335,7 @@ func startReader(t *testing.T, cfg *rest.Config, typ RetrieveType, opts ...Optio
 		t.Fatal(err)
 	}
 	out := make(chan Entry)
-	c := collect(out, false)
+	c := collectWith(out, copts)
 	if err := r.SetOut(context.Background(), out); err != nil {
 		t.Fatal(err)
 	}
