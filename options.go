@@ -102,8 +102,12 @@ func WithLabelSelector(types RetrieveType, selector string) Option {
 		if selector == "" {
 			return errors.New("WithLabelSelector: empty selector")
 		}
-		if _, err := labels.Parse(selector); err != nil {
+		sel, err := labels.Parse(selector)
+		if err != nil {
 			return fmt.Errorf("WithLabelSelector(%q): %w", selector, err)
+		}
+		if sel.Empty() {
+			return fmt.Errorf("WithLabelSelector(%q): selects every object", selector)
 		}
 		return setScope(r, "WithLabelSelector", types, func(s *stream.Scope) *string { return &s.LabelSelector }, selector)
 	}
@@ -118,8 +122,18 @@ func WithFieldSelector(types RetrieveType, selector string) Option {
 		if selector == "" {
 			return errors.New("WithFieldSelector: empty selector")
 		}
-		if _, err := fields.ParseSelector(selector); err != nil {
+		sel, err := fields.ParseSelector(selector)
+		if err != nil {
 			return fmt.Errorf("WithFieldSelector(%q): %w", selector, err)
+		}
+		reqs := sel.Requirements()
+		if len(reqs) == 0 {
+			return fmt.Errorf("WithFieldSelector(%q): selects every object", selector)
+		}
+		for _, req := range reqs {
+			if req.Field == "" {
+				return fmt.Errorf("WithFieldSelector(%q): a term without a field", selector)
+			}
 		}
 		return setScope(r, "WithFieldSelector", types, func(s *stream.Scope) *string { return &s.FieldSelector }, selector)
 	}
