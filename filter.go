@@ -206,8 +206,8 @@ func (f *filter) decide(k uidKey, kind reader.ObjectType, namespace string, t wa
 			return reader.CTUnknown // gone by then: a lagging stream's version
 		}
 		// A version after the tombstone: an object that left a selector's scope matches again (a
-		// deleted one has no later version). It comes back as a new identity.
-		delete(f.objects, k)
+		// deleted one has no later version). It comes back as a new identity; commit replaces the
+		// tombstone only once the add was delivered.
 		rec, known = record{}, false
 	}
 	if known && sync > rec.mark {
