@@ -58,7 +58,7 @@ type filter struct {
 }
 
 // numObjectTypes bounds reader.ObjectType values.
-const numObjectTypes = int(reader.OTEndpoint) + 1
+const numObjectTypes = int(reader.OTEndpointSlice) + 1
 
 // uidKey is a UID in 16 bytes: a UUID's bytes, or for any other UID a hash of it.
 type uidKey [16]byte

@@ -55,6 +55,7 @@ var getters = map[reader.ObjectType]func(reader.Entry) error{
 	reader.OTDeployment:         func(e reader.Entry) error { _, err := e.Deployment(); return err },
 	reader.OTIngressController:  func(e reader.Entry) error { _, err := e.IngressController(); return err },
 	reader.OTEndpoint:           func(e reader.Entry) error { _, err := e.Endpoint(); return err },
+	reader.OTEndpointSlice:      func(e reader.Entry) error { _, err := e.EndpointSlice(); return err },
 }
 
 // testenvKind names each ObjectType as package testenv does.
@@ -64,7 +65,7 @@ var testenvKind = map[reader.ObjectType]string{
 	reader.OTClusterRoleBinding: "ClusterRoleBinding", reader.OTRole: "Role",
 	reader.OTRoleBinding: "RoleBinding", reader.OTService: "Service",
 	reader.OTDeployment: "Deployment", reader.OTIngressController: "Ingress",
-	reader.OTEndpoint: "Endpoints",
+	reader.OTEndpoint: "Endpoints", reader.OTEndpointSlice: "EndpointSlice",
 }
 
 // viewItem is what the collector knows of one live object.

@@ -33,6 +33,7 @@ const (
 	RTDeployment        = reader.RTDeployment
 	RTIngressController = reader.RTIngressController
 	RTEndpoint          = reader.RTEndpoint
+	RTEndpointSlice     = reader.RTEndpointSlice
 	RTAll               = reader.RTAll
 )
 

@@ -5,6 +5,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -106,6 +107,12 @@ func (e Entry) IngressController() (*networkingv1.Ingress, error) {
 
 // Endpoint returns the object as an Endpoints, or an error when the entry holds another kind.
 func (e Entry) Endpoint() (*corev1.Endpoints, error) { return as[corev1.Endpoints](e, OTEndpoint) }
+
+// EndpointSlice returns the object as an EndpointSlice, or an error when the entry holds another
+// kind.
+func (e Entry) EndpointSlice() (*discoveryv1.EndpointSlice, error) {
+	return as[discoveryv1.EndpointSlice](e, OTEndpointSlice)
+}
 
 // as returns e's object as *T when e holds kind want.
 func as[T any](e Entry, want ObjectType) (*T, error) {

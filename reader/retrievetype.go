@@ -27,18 +27,22 @@ const (
 	RTDeployment
 	// RTIngressController watches networking.k8s.io/v1 Ingresses in every namespace.
 	RTIngressController
-	// RTEndpoint watches core/v1 Endpoints in every namespace.
+	// RTEndpoint watches core/v1 Endpoints in every namespace. Endpoints are deprecated since
+	// Kubernetes 1.33 (every request draws a warning); prefer RTEndpointSlice.
 	RTEndpoint
+	// RTEndpointSlice watches discovery.k8s.io/v1 EndpointSlices in every namespace: what
+	// kube-proxy reads, several per Service when it has many endpoints.
+	RTEndpointSlice
 
 	// RTAll is every bit above.
 	RTAll = RTNode | RTPod | RTNamespace | RTPersistentVolume | RTRBAC | RTService | RTDeployment |
-		RTIngressController | RTEndpoint
+		RTIngressController | RTEndpoint | RTEndpointSlice
 )
 
 // retrieveTypeNames names each bit, in bit order; String and ParseRetrieveType use it.
 var retrieveTypeNames = [...]string{
 	"Node", "Pod", "Namespace", "PersistentVolume", "RBAC", "Service", "Deployment",
-	"IngressController", "Endpoint",
+	"IngressController", "Endpoint", "EndpointSlice",
 }
 
 // String names each bit set in t, joined by "|", e.g. "Pod|RBAC". Unknown bits are printed in hex.

@@ -57,6 +57,8 @@ const (
 	OTIngressController
 	// OTEndpoint is a core/v1 Endpoints.
 	OTEndpoint
+	// OTEndpointSlice is a discovery.k8s.io/v1 EndpointSlice.
+	OTEndpointSlice
 )
 
 var objectTypeNames = [...]string{
@@ -64,7 +66,7 @@ var objectTypeNames = [...]string{
 	OTPersistentVolume: "PersistentVolume", OTClusterRole: "ClusterRole",
 	OTClusterRoleBinding: "ClusterRoleBinding", OTRole: "Role", OTRoleBinding: "RoleBinding",
 	OTService: "Service", OTDeployment: "Deployment", OTIngressController: "IngressController",
-	OTEndpoint: "Endpoint",
+	OTEndpoint: "Endpoint", OTEndpointSlice: "EndpointSlice",
 }
 
 // String returns the kind's name, e.g. "Pod" or "ClusterRole".

@@ -79,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"),
 		"kubeconfig of the cluster to read (default $KUBECONFIG); empty: start a local control plane from $KUBEBUILDER_ASSETS")
 	types := fs.String("types", defaultTypes,
-		"comma-separated kinds to watch: all, node, pod, namespace, persistentvolume, rbac, service, deployment, ingresscontroller, endpoint")
+		"comma-separated kinds to watch: all, node, pod, namespace, persistentvolume, rbac, service, deployment, ingresscontroller, endpoint, endpointslice")
 	output := fs.String("output", outputText,
 		"text: one line per entry (change, kind, namespace/name, resourceVersion); json: one JSON object per line")
 	duration := fs.Duration("duration", 0,

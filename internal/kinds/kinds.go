@@ -5,6 +5,7 @@ package kinds
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -70,6 +71,7 @@ func core(cs *kubernetes.Clientset) rest.Interface       { return cs.CoreV1().RE
 func apps(cs *kubernetes.Clientset) rest.Interface       { return cs.AppsV1().RESTClient() }
 func rbac(cs *kubernetes.Clientset) rest.Interface       { return cs.RbacV1().RESTClient() }
 func networking(cs *kubernetes.Clientset) rest.Interface { return cs.NetworkingV1().RESTClient() }
+func discovery(cs *kubernetes.Clientset) rest.Interface  { return cs.DiscoveryV1().RESTClient() }
 
 // table lists every kind, in the order streams are started.
 var table = [...]Kind{
@@ -85,6 +87,7 @@ var table = [...]Kind{
 	{reader.RTDeployment, reader.OTDeployment, appsv1.SchemeGroupVersion.WithResource("deployments"), true, apps, func() metaObject { return &appsv1.Deployment{} }},
 	{reader.RTIngressController, reader.OTIngressController, networkingv1.SchemeGroupVersion.WithResource("ingresses"), true, networking, func() metaObject { return &networkingv1.Ingress{} }},
 	{reader.RTEndpoint, reader.OTEndpoint, corev1.SchemeGroupVersion.WithResource("endpoints"), true, core, func() metaObject { return &corev1.Endpoints{} }},
+	{reader.RTEndpointSlice, reader.OTEndpointSlice, discoveryv1.SchemeGroupVersion.WithResource("endpointslices"), true, discovery, func() metaObject { return &discoveryv1.EndpointSlice{} }},
 }
 
 // For returns the kinds enabled by t, in table order.

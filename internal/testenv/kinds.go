@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	apps "k8s.io/client-go/kubernetes/typed/apps/v1"
 	core "k8s.io/client-go/kubernetes/typed/core/v1"
+	discovery "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	networking "k8s.io/client-go/kubernetes/typed/networking/v1"
 	rbac "k8s.io/client-go/kubernetes/typed/rbac/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,9 +27,10 @@ const (
 	KindClusterRole        = "ClusterRole"
 	KindClusterRoleBinding = "ClusterRoleBinding"
 	KindService            = "Service"
-	KindDeployment         = "Deployment" // apps/v1
-	KindIngress            = "Ingress"    // networking.k8s.io/v1
-	KindEndpoints          = "Endpoints"  // core/v1
+	KindDeployment         = "Deployment"    // apps/v1
+	KindIngress            = "Ingress"       // networking.k8s.io/v1
+	KindEndpoints          = "Endpoints"     // core/v1
+	KindEndpointSlice      = "EndpointSlice" // discovery.k8s.io/v1
 )
 
 // kube shortens the rows of kindTable.
@@ -50,6 +52,7 @@ func kindTable() []kind {
 		namespaced(KindDeployment, newDeployment, func(cs kube, ns string) apps.DeploymentInterface { return cs.AppsV1().Deployments(ns) }),
 		namespaced(KindIngress, newIngress, func(cs kube, ns string) networking.IngressInterface { return cs.NetworkingV1().Ingresses(ns) }),
 		namespaced(KindEndpoints, newEndpoints, func(cs kube, ns string) core.EndpointsInterface { return cs.CoreV1().Endpoints(ns) }),
+		namespaced(KindEndpointSlice, newEndpointSlice, func(cs kube, ns string) discovery.EndpointSliceInterface { return cs.DiscoveryV1().EndpointSlices(ns) }),
 	}
 }
 
