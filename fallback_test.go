@@ -1,8 +1,10 @@
 package watchlist
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,16 @@ import (
 // sendInitialEvents=true.)
 func ignoringProxy(t *testing.T, cfg *rest.Config) *rest.Config {
 	t.Helper()
+	return serveProxy(t, forwardTo(t, cfg, func(q url.Values) {
+		q.Del("sendInitialEvents")
+		q.Del("resourceVersionMatch")
+	}))
+}
+
+// forwardTo returns a reverse proxy to the apiserver of cfg, as cfg's user, that passes watch events
+// at once; edit, if not nil, may change each request's query on the way.
+func forwardTo(t *testing.T, cfg *rest.Config, edit func(url.Values)) *httputil.ReverseProxy {
+	t.Helper()
 	target, _, err := rest.DefaultServerUrlFor(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -32,17 +44,23 @@ func ignoringProxy(t *testing.T, cfg *rest.Config) *rest.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(&httputil.ReverseProxy{
+	return &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
-			q := r.Out.URL.Query()
-			q.Del("sendInitialEvents")
-			q.Del("resourceVersionMatch")
-			r.Out.URL.RawQuery = q.Encode()
+			if edit != nil {
+				q := r.Out.URL.Query()
+				edit(q)
+				r.Out.URL.RawQuery = q.Encode()
+			}
 		},
 		Transport:     transport,
 		FlushInterval: -1, // watch events pass at once
-	})
+	}
+}
+
+// serveProxy serves h on a local port, plain HTTP, until the test ends, and returns a config for it.
+func serveProxy(t *testing.T, h http.Handler) *rest.Config {
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &rest.Config{Host: srv.URL}
 }

@@ -258,19 +258,28 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// assertConverged waits until the view equals a LIST of every kind the reader watches, and fails with
-// the differences when it does not within timeout.
-func (c *collector) assertConverged(t *testing.T, cs *kubernetes.Clientset, types RetrieveType, timeout time.Duration) {
+// assertConverged waits until the view equals a LIST of every kind the reader watches, and fails with the
+// differences when it does not within timeout.
+func (c *collector) assertConverged(t *testing.T, cs *kubernetes.Clientset, typ RetrieveType, timeout time.Duration) {
 	t.Helper()
 	var names []string
-	for _, k := range kinds.For(types) {
+	for _, k := range kinds.For(typ) {
 		names = append(names, testenvKind[k.Object])
 	}
+	c.awaitView(t, "the server", timeout, func(ctx context.Context) (map[types.UID]testenv.Item, error) {
+		return testenv.Snapshot(ctx, cs, names...)
+	})
+}
+
+// awaitView waits until the view equals what list returns (the server's truth, named what), and
+// fails with the differences when it does not within timeout.
+func (c *collector) awaitView(t *testing.T, what string, timeout time.Duration, list func(context.Context) (map[types.UID]testenv.Item, error)) {
+	t.Helper()
 	var diff []string
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		snap, err := testenv.Snapshot(ctx, cs, names...)
+		snap, err := list(ctx)
 		cancel()
 		if err == nil {
 			diff = c.diff(snap)
@@ -281,7 +290,7 @@ func (c *collector) assertConverged(t *testing.T, cs *kubernetes.Clientset, type
 			diff = []string{err.Error()}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("reader's view differs from the server after %s (%d differences): %v", timeout, len(diff), diff[:min(len(diff), 10)])
+			t.Fatalf("reader's view differs from %s after %s (%d differences): %v", what, timeout, len(diff), diff[:min(len(diff), 10)])
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -296,6 +305,23 @@ func (c *collector) diff(snap map[types.UID]testenv.Item) []string {
 	}
 	c.mu.Unlock()
 	return testenv.Diff(snap, view)
+}
+
+// closeReader closes r, whose output c consumes, and fails the test unless Close returned and out
+// closed within timeout and every promise held.
+func (c *collector) closeReader(t *testing.T, r *Reader, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := r.Close(ctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		t.Errorf("out not closed after Close")
+	}
+	c.assertPromises(t)
 }
 
 // assertPromises fails the test with the violations seen.
@@ -340,19 +366,7 @@ func startReaderWith(t *testing.T, cfg *rest.Config, typ RetrieveType, copts col
 	if err := r.SetOut(context.Background(), out); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			t.Errorf("out not closed after Close")
-		}
-		c.assertPromises(t)
-	})
+	t.Cleanup(func() { c.closeReader(t, r, 30*time.Second) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := r.Run(context.Background()); err != nil {

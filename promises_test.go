@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -427,13 +425,7 @@ func TestBusyKindBehindIgnoringServerFallsBack(t *testing.T) {
 			time.Sleep(time.Second)
 			writes := stopBusy()
 			c.assertConverged(t, old.Clientset, typ, 20*time.Second)
-			closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancelClose()
-			if err := r.Close(closeCtx); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-			<-c.done
-			c.assertPromises(t)
+			c.closeReader(t, r, 10*time.Second)
 			t.Logf("opened in %s, synced in %s; %d writes, %d entries checked; fallback restarts: pods %d, services %d",
 				opened.Round(time.Millisecond), synced.Round(time.Millisecond), writes, c.total(),
 				r.stats.restartsOf(reader.OTPod, stream.ReasonFallback), r.stats.restartsOf(reader.OTService, stream.ReasonFallback))
@@ -451,20 +443,8 @@ const errorEvent = `{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1",
 // serve WatchList (its etcd lacks progress notifications). served counts those answers.
 func errorEventProxy(t *testing.T, cfg *rest.Config, served *atomic.Int64) *rest.Config {
 	t.Helper()
-	target, _, err := rest.DefaultServerUrlFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	transport, err := rest.TransportFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forward := &httputil.ReverseProxy{
-		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
-		Transport:     transport,
-		FlushInterval: -1, // watch events pass at once
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	forward := forwardTo(t, cfg, nil)
+	return serveProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if q.Get("watch") == "true" && q.Get("sendInitialEvents") == "true" {
 			served.Add(1)
@@ -475,8 +455,6 @@ func errorEventProxy(t *testing.T, cfg *rest.Config, served *atomic.Int64) *rest
 		}
 		forward.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
-	return &rest.Config{Host: srv.URL}
 }
 
 // TestErrorEventBeforeBookmarkFallsBack: every WatchList is answered with 200 and one ERROR event
@@ -516,13 +494,7 @@ func TestErrorEventBeforeBookmarkFallsBack(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	writes := ch.stop()
 	c.assertConverged(t, plane(t).Clientset, typ, 20*time.Second)
-	closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancelClose()
-	if err := r.Close(closeCtx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	<-c.done
-	c.assertPromises(t)
+	c.closeReader(t, r, 10*time.Second)
 	t.Logf("synced in %s after %d ERROR answers; %d writes, %d entries checked",
 		synced.Round(time.Millisecond), served.Load(), writes, c.total())
 }
@@ -623,17 +595,7 @@ consume:
 	if err := r.Relist(ctx); err != nil {
 		t.Errorf("Relist once the consumer reads again: %v", err)
 	}
-	closeCtx, cancelClose := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancelClose()
-	if err := r.Close(closeCtx); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	select {
-	case <-c.done:
-	case <-closeCtx.Done():
-		t.Fatal("out not closed after Close")
-	}
-	c.assertPromises(t)
+	c.closeReader(t, r, 10*time.Second)
 	t.Logf("Relist with nobody reading returned after %s: %v; then %d writes, %d entries checked",
 		took.Round(time.Millisecond), relistErr, writes, c.total())
 }

@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -29,7 +28,6 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/internal/stream"
@@ -141,25 +139,9 @@ func scopedSnapshot(ctx context.Context, mc metadata.Interface, sc scope) (map[t
 // differences when it does not within timeout.
 func (c *collector) assertConvergedTo(t *testing.T, mc metadata.Interface, sc scope, timeout time.Duration) {
 	t.Helper()
-	var diff []string
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		snap, err := scopedSnapshot(ctx, mc, sc)
-		cancel()
-		if err == nil {
-			diff = c.diff(snap)
-			if len(diff) == 0 {
-				return
-			}
-		} else {
-			diff = []string{err.Error()}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("reader's view differs from the scoped LIST after %s (%d differences): %v", timeout, len(diff), diff[:min(len(diff), 10)])
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c.awaitView(t, "the scoped LIST", timeout, func(ctx context.Context) (map[types.UID]testenv.Item, error) {
+		return scopedSnapshot(ctx, mc, sc)
+	})
 }
 
 // entriesOf returns the entries of uid in the collector's log (keepLog), in order.
@@ -673,16 +655,7 @@ func TestScopeNamespaces(t *testing.T) {
 
 // namespacedRole loads testdata/rbac-namespaced.yaml.
 func namespacedRole(t *testing.T) *rbacv1.Role {
-	t.Helper()
-	data, err := os.ReadFile("testdata/rbac-namespaced.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var role rbacv1.Role
-	if err := yaml.UnmarshalStrict(data, &role); err != nil {
-		t.Fatalf("testdata/rbac-namespaced.yaml: %v", err)
-	}
-	return &role
+	return loadManifest[rbacv1.Role](t, "testdata/rbac-namespaced.yaml")
 }
 
 // TestScopeNamespacedRoleManifest guards the manifest a user of WithNamespaces binds per
@@ -694,33 +667,7 @@ func TestScopeNamespacedRoleManifest(t *testing.T) {
 	if role.Kind != "Role" || role.APIVersion != "rbac.authorization.k8s.io/v1" {
 		t.Errorf("manifest holds a %s %s, want an rbac.authorization.k8s.io/v1 Role", role.APIVersion, role.Kind)
 	}
-	granted := map[string]bool{}
-	for _, rule := range role.Rules {
-		if verbs := slices.Sorted(slices.Values(rule.Verbs)); !slices.Equal(verbs, []string{"list", "watch"}) {
-			t.Errorf("rule %v grants %v, want exactly list and watch", rule.Resources, rule.Verbs)
-		}
-		for _, g := range rule.APIGroups {
-			for _, r := range rule.Resources {
-				granted[r+"."+g] = true
-			}
-		}
-	}
-	want := map[string]bool{}
-	for _, k := range kinds.For(RTAll) {
-		if k.Namespaced {
-			want[k.Resource.Resource+"."+k.Resource.Group] = true
-		}
-	}
-	for r := range want {
-		if !granted[r] {
-			t.Errorf("testdata/rbac-namespaced.yaml lacks %s", r)
-		}
-	}
-	for r := range granted {
-		if !want[r] {
-			t.Errorf("testdata/rbac-namespaced.yaml grants %s, which no namespaced kind needs", r)
-		}
-	}
+	checkRules(t, "testdata/rbac-namespaced.yaml", role.Rules, func(k kinds.Kind) bool { return k.Namespaced })
 }
 
 // bindRole creates role in ns and binds it to user there with a RoleBinding.
