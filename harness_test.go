@@ -352,20 +352,9 @@ func startReader(t *testing.T, cfg *rest.Config, typ RetrieveType, opts ...Optio
 // startReaderWith is startReader with a collector whose checks copts adapt.
 func startReaderWith(t *testing.T, cfg *rest.Config, typ RetrieveType, copts collectorOptions, opts ...Option) *run {
 	t.Helper()
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts = append([]Option{WithLogger(testr.NewWithOptions(t, testr.Options{Verbosity: 2})), withTiming(fastTiming())}, opts...)
-	r, err := New(context.Background(), cs, typ, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := make(chan Entry)
 	c := collectWith(out, copts)
-	if err := r.SetOut(context.Background(), out); err != nil {
-		t.Fatal(err)
-	}
+	r := newReaderFor(t, cfg, typ, out, opts...)
 	t.Cleanup(func() { c.closeReader(t, r, 30*time.Second) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -377,7 +366,33 @@ func startReaderWith(t *testing.T, cfg *rest.Config, typ RetrieveType, copts col
 	}
 	// WaitForSync returns once the last initial entry was sent: the collector may still be taking it.
 	waitFor(t, 10*time.Second, "the collector to take every entry sent", func() bool { return c.total() >= r.stats.deliveredCount() })
-	return &run{r: r, c: c, cs: cs, typ: typ}
+	return &run{r: r, c: c, cs: r.clientset, typ: typ}
+}
+
+// newReaderFor makes a reader through cfg (the test's logger and fastTiming; opts come after and
+// may replace them) and gives it out, without running it. On cleanup it closes the reader.
+func newReaderFor(t *testing.T, cfg *rest.Config, typ RetrieveType, out chan Entry, opts ...Option) *Reader {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]Option{WithLogger(testr.NewWithOptions(t, testr.Options{Verbosity: 2})), withTiming(fastTiming())}, opts...)
+	r, err := New(context.Background(), cs, typ, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetOut(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := r.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return r
 }
 
 // kindsOf lists the ObjectTypes a RetrieveType enables.

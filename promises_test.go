@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/funcr"
-	"github.com/go-logr/logr/testr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -29,32 +28,6 @@ import (
 // This file holds one test on the real control plane for each finding of a review whose bug the
 // code now fixes. Each builds the production condition of its finding and checks the promise the
 // bug broke; each comment says what the test sees with the bug.
-
-// newReaderFor makes a reader through cfg (the test's logger and fastTiming; opts come after and
-// may replace them) and gives it out, without running it. On cleanup it closes the reader.
-func newReaderFor(t *testing.T, cfg *rest.Config, typ RetrieveType, out chan Entry, opts ...Option) *Reader {
-	t.Helper()
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts = append([]Option{WithLogger(testr.NewWithOptions(t, testr.Options{Verbosity: 2})), withTiming(fastTiming())}, opts...)
-	r, err := New(context.Background(), cs, typ, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.SetOut(context.Background(), out); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := r.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return r
-}
 
 // wasDelivered reports whether any entry of uid was delivered.
 func (c *collector) wasDelivered(uid types.UID) bool {
