@@ -7,6 +7,12 @@
 // re-executes itself once per measured run with a hidden -child reader|informer flag, so that the
 // heaps of the two never mix. Runs alternate (reader, informer, reader on JSON, informer on JSON,
 // informer without managedFields, reader, ...); the table reports the median of each metric.
+//
+// -suite scope (scope.go) measures the scope options on pods alone, each variant in its own child as
+// well, initial sync only: a reader of one node's pods (WithFieldSelector) against an informer with
+// the same field selector and the reader of every pod; WithMetadataOnly against the reader, a
+// metadata informer and the typed informer; and the floor, the reader's WatchList request with only
+// the watch envelopes decoded.
 package bench
 
 import (
@@ -69,6 +75,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		workers  = fs.Int("workers", 16, "parallel writers when creating objects and churning")
 		resync   = fs.Duration("resync", 2*time.Second, "the informer's resync period, for the relist comparison")
 		report   = fs.String("report", "", "only render the report into -out from this runs.jsonl of an earlier run (no control plane)")
+		suite    = fs.String("suite", SuiteDefault, "`suite` to run: default (reader vs informer for 7 kinds: sync, churn, relist) or scope (pods: one node's, metadata only, the floor; initial sync only; writes scope.md, scope.csv, scope-runs.jsonl)")
 
 		child      = fs.String("child", "", "internal: measure `reader|informer` in this process")
 		kubeconfig = fs.String("kubeconfig", "", "internal: the child's kubeconfig")
@@ -99,14 +106,28 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if *suite != SuiteDefault && *suite != SuiteScope {
+		fmt.Fprintf(stderr, "bench: -suite %q: want %s or %s\n", *suite, SuiteDefault, SuiteScope)
+		return 2
+	}
+
 	if *child != "" {
 		cfg := childConfig{mode: *child, kubeconfig: *kubeconfig, content: *content, resync: *resync, strip: *strip,
 			cpuProfile: *cpuProf, memProfile: *memProf}
-		if err := runChild(ctx, cfg, os.Stdin, stdout); err != nil {
+		run := func() error { return runChild(ctx, cfg, os.Stdin, stdout) }
+		if isScopeVariant(*child) {
+			run = func() error { return runScopeChild(ctx, cfg, stdout) }
+		}
+		if err := run(); err != nil {
 			fmt.Fprintf(stderr, "bench child: %v\n", err)
 			return 1
 		}
 		return 0
+	}
+
+	if *suite == SuiteScope {
+		return mainScope(ctx, fs, scopeFlags{ns: *ns, runs: *runs, out: *out, cpuProfile: *cpuProf, memProfile: *memProf,
+			report: *report, workers: *workers}, stdout, stderr)
 	}
 
 	if *report != "" {

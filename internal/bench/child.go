@@ -276,8 +276,10 @@ func expect(in *bufio.Scanner, name string, n int) ([]int64, error) {
 
 // readerSubject is a watchlist.Reader with a consumer that drains the channel and keeps nothing.
 type readerSubject struct {
-	cs   *kubernetes.Clientset
-	lags *lagRecorder
+	cs    *kubernetes.Clientset
+	lags  *lagRecorder
+	types watchlist.RetrieveType // 0: watched
+	opts  []watchlist.Option
 
 	r        *watchlist.Reader
 	out      chan watchlist.Entry
@@ -286,7 +288,11 @@ type readerSubject struct {
 }
 
 func (s *readerSubject) start(ctx context.Context) error {
-	r, err := watchlist.New(ctx, s.cs, watched)
+	types := s.types
+	if types == 0 {
+		types = watched
+	}
+	r, err := watchlist.New(ctx, s.cs, types, s.opts...)
 	if err != nil {
 		return fmt.Errorf("new reader: %w", err)
 	}

@@ -60,9 +60,10 @@ func (r Result) CPUPer1000() float64 {
 
 // message is one line a child writes on stdout: a phase reached, the final result or an error.
 type message struct {
-	Phase  string  `json:"phase"` // phaseSynced, phaseChurning, phaseChurned, phaseDone, phaseError
-	Error  string  `json:"error,omitempty"`
-	Result *Result `json:"result,omitempty"`
+	Phase  string       `json:"phase"` // phaseSynced, phaseChurning, phaseChurned, phaseDone, phaseError
+	Error  string       `json:"error,omitempty"`
+	Result *Result      `json:"result,omitempty"`
+	Scope  *ScopeResult `json:"scope,omitempty"` // a child of the scope suite's result, with phaseDone
 }
 
 // Phases a child reports, and the commands a parent sends (one line each on the child's stdin).

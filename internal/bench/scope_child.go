@@ -1,0 +1,361 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/watchlist-go/watchlist"
+)
+
+const kib = 1 << 10
+
+// ScopeResult is what one child of the scope suite measured during its initial sync, sent to the
+// parent in its final message. The parent fills the fields marked "parent".
+type ScopeResult struct {
+	Variant string `json:"variant"` // parent: one of scopeVariants
+	N       int    `json:"n"`       // parent: pods in the cluster
+	Run     int    `json:"run"`     // parent: 1, 2, ...
+
+	Objects     int     `json:"objects"`          // objects in the initial state
+	SyncSeconds float64 `json:"sync_seconds"`     // start to WaitForSync / WaitForCacheSync / the end bookmark
+	SyncCPU     float64 `json:"sync_cpu_seconds"` // user+sys of the child over the same time
+	// BytesReceived is what the child read from its network connections over the same time: the
+	// bytes of every net.Conn its rest.Config dialled (TLS records, HTTP/2 frames and the gzip
+	// body the server sends a WatchList, as they come off the socket; no TCP/IP headers).
+	BytesReceived int64 `json:"bytes_received"`
+	// BodyBytes is what the child read from the bodies of its HTTP responses over the same time,
+	// after the transport undid any gzip: the protobuf frames the decoders see.
+	BodyBytes    int64  `json:"body_bytes"`
+	HeapBaseline uint64 `json:"heap_baseline"` // live heap after GC before starting, bytes
+	HeapPeakSync uint64 `json:"heap_peak_sync"`
+	HeapSynced   uint64 `json:"heap_synced"` // live heap after GC once synced, bytes
+}
+
+// podsGVR is what the metadata informer reads.
+var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+
+// byteCounter counts the bytes read from every connection its dial opened.
+type byteCounter struct {
+	read   atomic.Int64
+	dialer net.Dialer
+}
+
+// newByteCounter returns a counter whose dialer is client-go's default one (30 s timeout and
+// keep-alive).
+func newByteCounter() *byteCounter {
+	return &byteCounter{dialer: net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}}
+}
+
+// dial is a rest.Config.Dial: it dials and wraps the connection to count what is read from it.
+func (c *byteCounter) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	conn, err := c.dialer.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: conn, read: &c.read}, nil
+}
+
+// received returns the bytes read so far, from every connection.
+func (c *byteCounter) received() int64 { return c.read.Load() }
+
+// countingConn adds what is read from it to read.
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// bodyCounter counts the bytes read from the bodies of the responses of the transports it wraps.
+// http.Transport (and HTTP/2's) undoes the gzip it asked for before the body reaches a wrapper, so
+// these are the bytes after decompression.
+type bodyCounter struct {
+	read atomic.Int64
+}
+
+// wrap is a transport.WrapperFunc for rest.Config.Wrap.
+func (c *bodyCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if resp != nil && resp.Body != nil {
+			resp.Body = &countingBody{ReadCloser: resp.Body, read: &c.read}
+		}
+		return resp, err
+	})
+}
+
+// received returns the body bytes read so far, from every response.
+func (c *bodyCounter) received() int64 { return c.read.Load() }
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// countingBody adds what is read from it to read.
+type countingBody struct {
+	io.ReadCloser
+	read *atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.read.Add(int64(n))
+	return n, err
+}
+
+// syncSubject is what a scope child measures: started, counted once synced, stopped.
+type syncSubject interface {
+	// start starts watching and returns once the initial state is complete.
+	start(ctx context.Context) error
+	// objects is the size of the initial state, counted once start returned.
+	objects(ctx context.Context) int
+	// stop stops everything start started and waits for it.
+	stop(ctx context.Context) error
+}
+
+// newScopeSubject builds the subject of scope variant v on restCfg.
+func newScopeSubject(v string, restCfg *rest.Config) (syncSubject, error) {
+	if v == VariantInformerMetadata {
+		mc, err := metadata.NewForConfig(restCfg)
+		if err != nil {
+			return nil, fmt.Errorf("build metadata client: %w", err)
+		}
+		return &podInformerSubject{mc: mc}, nil
+	}
+	cs, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("build clientset: %w", err)
+	}
+	switch v {
+	case VariantReaderNode:
+		return &readerSubject{cs: cs, lags: &lagRecorder{}, types: watchlist.RTPod,
+			opts: []watchlist.Option{watchlist.WithFieldSelector(watchlist.RTPod, scopeFieldSelector)}}, nil
+	case VariantReaderPods:
+		return &readerSubject{cs: cs, lags: &lagRecorder{}, types: watchlist.RTPod}, nil
+	case VariantReaderMetadata:
+		return &readerSubject{cs: cs, lags: &lagRecorder{}, types: watchlist.RTPod,
+			opts: []watchlist.Option{watchlist.WithMetadataOnly(watchlist.RTPod)}}, nil
+	case VariantInformerNode:
+		return &podInformerSubject{cs: cs, fieldSelector: scopeFieldSelector}, nil
+	case VariantInformerPods:
+		return &podInformerSubject{cs: cs}, nil
+	case VariantFloor:
+		return &floorSubject{client: cs.CoreV1().RESTClient()}, nil
+	}
+	return nil, fmt.Errorf("unknown scope variant %q", v)
+}
+
+// runScopeChild runs one child of the scope suite: it measures the initial sync of cfg.mode (a
+// scope variant) and writes one message, the result or an error, on out. It returns an error only
+// when it could not write that message.
+func runScopeChild(ctx context.Context, cfg childConfig, out io.Writer) error {
+	enc := json.NewEncoder(out)
+	res, err := measureScopeChild(ctx, cfg)
+	m := message{Phase: phaseDone, Scope: &res}
+	if err != nil {
+		m = message{Phase: phaseError, Error: err.Error()}
+	}
+	if err := enc.Encode(m); err != nil {
+		return fmt.Errorf("child: write to parent: %w", err)
+	}
+	return nil
+}
+
+// measureScopeChild measures the initial sync as measureChild does, and counts the bytes read from
+// the network during it.
+func measureScopeChild(ctx context.Context, cfg childConfig) (res ScopeResult, err error) {
+	if cfg.memProfile != "" {
+		runtime.MemProfileRate = 4096 // as measureChild
+	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return res, fmt.Errorf("create cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return res, errors.Join(fmt.Errorf("start cpu profile: %w", err), f.Close())
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("write cpu profile: %w", cerr)
+			}
+		}()
+	}
+
+	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
+	if err != nil {
+		return res, fmt.Errorf("load kubeconfig %s: %w", cfg.kubeconfig, err)
+	}
+	restCfg.QPS, restCfg.Burst = -1, 0 // no client-side rate limit: the server sets the pace
+	counter := newByteCounter()
+	restCfg.Dial = counter.dial
+	body := &bodyCounter{}
+	restCfg.Wrap(body.wrap)
+	subj, err := newScopeSubject(cfg.mode, restCfg)
+	if err != nil {
+		return res, err
+	}
+
+	res.HeapBaseline = liveHeapBytes()
+	sampler := startHeapSampler(sampleInterval)
+	bytes0, body0 := counter.received(), body.received()
+	start, cpuStart := time.Now(), cpuTime()
+	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
+	err = subj.start(syncCtx)
+	res.SyncSeconds = time.Since(start).Seconds()
+	res.SyncCPU = (cpuTime() - cpuStart).Seconds()
+	res.BytesReceived, res.BodyBytes = counter.received()-bytes0, body.received()-body0
+	res.HeapPeakSync = sampler.Stop()
+	if err == nil {
+		res.Objects = subj.objects(syncCtx)
+	}
+	cancel()
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if serr := subj.stop(stopCtx); serr != nil && err == nil {
+			err = fmt.Errorf("stop %s: %w", cfg.mode, serr)
+		}
+	}()
+	if err != nil {
+		return res, fmt.Errorf("initial sync: %w", err)
+	}
+	res.HeapSynced = liveHeapBytes()
+	if cfg.memProfile != "" {
+		if err := writeHeapProfile(cfg.memProfile); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// podInformerSubject is one client-go pod informer: typed (cs, optionally with a field selector)
+// or metadata only (mc).
+type podInformerSubject struct {
+	cs            kubernetes.Interface
+	mc            metadata.Interface
+	fieldSelector string
+
+	inf      cache.SharedIndexInformer
+	stopCh   chan struct{}
+	shutdown func() // the factory's Shutdown
+}
+
+func (s *podInformerSubject) start(ctx context.Context) error {
+	s.stopCh = make(chan struct{})
+	if s.mc != nil {
+		f := metadatainformer.NewSharedInformerFactory(s.mc, 0)
+		s.inf, s.shutdown = f.ForResource(podsGVR).Informer(), f.Shutdown
+		if err := s.addHandler(); err != nil {
+			return err
+		}
+		f.Start(s.stopCh)
+		// Not f.WaitForCacheSync, which polls every 100 ms: the same wait, without polling, as the
+		// typed factory's WaitForCacheSyncWithContext.
+		if !cache.WaitFor(ctx, "", s.inf.HasSyncedChecker()) {
+			return fmt.Errorf("metadata informer not synced: %w", context.Cause(ctx))
+		}
+		return nil
+	}
+	var opts []informers.SharedInformerOption
+	if s.fieldSelector != "" {
+		sel := s.fieldSelector
+		opts = append(opts, informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = sel }))
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(s.cs, 0, opts...)
+	s.inf, s.shutdown = f.Core().V1().Pods().Informer(), f.Shutdown
+	if err := s.addHandler(); err != nil {
+		return err
+	}
+	f.Start(s.stopCh)
+	return f.WaitForCacheSyncWithContext(ctx).AsError()
+}
+
+// addHandler adds a handler that does nothing, as informerSubject does for every kind but pods: the
+// informer then distributes its notifications as it would to a user's handler.
+func (s *podInformerSubject) addHandler() error {
+	if _, err := s.inf.AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{}, 0); err != nil {
+		return fmt.Errorf("add event handler: %w", err)
+	}
+	return nil
+}
+
+func (s *podInformerSubject) objects(context.Context) int { return len(s.inf.GetStore().ListKeys()) }
+
+func (s *podInformerSubject) stop(context.Context) error {
+	if s.stopCh == nil {
+		return nil
+	}
+	close(s.stopCh)
+	s.shutdown() // waits for every informer goroutine
+	return nil
+}
+
+// floorSubject sends the reader's WatchList request for pods and decodes only the watch envelopes
+// (readInitialEvents) up to the end bookmark: what the server and the network cost without a
+// reader or an informer.
+type floorSubject struct {
+	client rest.Interface // the clientset's core/v1 REST client, as the reader's pod stream uses
+
+	body   io.ReadCloser
+	cancel context.CancelFunc
+	stats  floorStats
+}
+
+func (s *floorSubject) start(ctx context.Context) error {
+	// The stream lives until stop, as the reader's; ctx bounds only the sync.
+	streamCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	defer context.AfterFunc(ctx, cancel)()
+	// The reader's request (internal/stream: watchList, watch, request): a watch of every pod with
+	// sendInitialEvents, resourceVersionMatch=NotOlderThan and bookmarks, protobuf by default.
+	opts := floorListOptions()
+	body, err := s.client.Get().UseProtobufAsDefault().Resource("pods").
+		VersionedParams(&opts, parameterCodec).Stream(streamCtx)
+	if err != nil {
+		return fmt.Errorf("watch pods: %w", err)
+	}
+	s.body = body
+	s.stats, err = readInitialEvents(body)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+	}
+	return err
+}
+
+func (s *floorSubject) objects(context.Context) int { return s.stats.added }
+
+func (s *floorSubject) stop(context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.body != nil {
+		_ = s.body.Close() // ends the watch; its error says only that it was cut
+	}
+	return nil
+}
