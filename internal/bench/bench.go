@@ -30,11 +30,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-
-	"github.com/watchlist-go/watchlist/internal/testenv"
 )
 
 // Config is what the parent runs.
@@ -228,53 +223,25 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) 
 	if len(runs) == 1 {
 		runs = slices.Repeat(runs, len(ns))
 	}
-	for _, dir := range []string{cfg.Out, filepath.Dir(cfg.CPUProfile), filepath.Dir(cfg.MemProfile)} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", dir, err)
-		}
-	}
-	rawFile, err := os.Create(filepath.Join(cfg.Out, "runs.jsonl"))
+	rawFile, err := createOut(cfg.Out, cfg.CPUProfile, cfg.MemProfile, "runs.jsonl")
 	if err != nil {
-		return fmt.Errorf("create runs.jsonl: %w", err)
+		return err
 	}
 	defer func() {
 		if cerr := rawFile.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close runs.jsonl: %w", cerr)
 		}
 	}()
-
-	fmt.Fprintf(stderr, "bench: starting etcd and kube-apiserver from %s=%s\n", testenv.AssetsEnv, os.Getenv(testenv.AssetsEnv))
-	plane, err := testenv.Start(testenv.Options{APIServerFlags: map[string]string{
-		"max-requests-inflight":          "1000",
-		"max-mutating-requests-inflight": "500",
-	}})
+	bp, err := startBenchPlane(stderr, "default suite")
 	if err != nil {
-		return fmt.Errorf("start control plane: %w", err)
+		return err
 	}
 	defer func() {
-		if serr := plane.Stop(); serr != nil && err == nil {
+		if serr := bp.stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	tmp, err := os.MkdirTemp("", "watchlist-bench-")
-	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
-	}
-	defer func() {
-		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
-			err = fmt.Errorf("remove %s: %w", tmp, rerr)
-		}
-	}()
-	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	if err := testenv.WriteKubeconfig(plane.Config, kubeconfig); err != nil {
-		return err
-	}
-	writerCfg := rest.CopyConfig(plane.Config)
-	writerCfg.QPS, writerCfg.Burst = -1, 0
-	cs, err := kubernetes.NewForConfig(writerCfg)
-	if err != nil {
-		return fmt.Errorf("build clientset: %w", err)
-	}
+	kubeconfig, cs := bp.kubeconfig, bp.cs
 
 	started := time.Now()
 	var results []Result

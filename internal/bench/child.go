@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -112,27 +113,19 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	if cfg.memProfile != "" {
 		runtime.MemProfileRate = 4096 // finer than the default 512 KiB: the reader's heap is small
 	}
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			return res, fmt.Errorf("create cpu profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return res, errors.Join(fmt.Errorf("start cpu profile: %w", err), f.Close())
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			if cerr := f.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("write cpu profile: %w", cerr)
-			}
-		}()
-	}
-
-	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
+	stopProfile, err := startCPUProfile(cfg.cpuProfile)
 	if err != nil {
-		return res, fmt.Errorf("load kubeconfig %s: %w", cfg.kubeconfig, err)
+		return res, err
 	}
-	restCfg.QPS, restCfg.Burst = -1, 0 // no client-side rate limit: the server sets the pace
+	defer func() {
+		if perr := stopProfile(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
+	restCfg, err := childRESTConfig(cfg.kubeconfig)
+	if err != nil {
+		return res, err
+	}
 	switch cfg.content {
 	case ContentDefault:
 	case ContentJSON:
@@ -233,6 +226,38 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	}
 	res.RelistEntries, res.RelistSeconds, res.RelistCPUSeconds = rs.entries, rs.took.Seconds(), rs.cpu.Seconds()
 	return res, nil
+}
+
+// startCPUProfile starts a CPU profile into path ("" for none); stop ends it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("start cpu profile: %w", err), f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write cpu profile: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// childRESTConfig loads a child's kubeconfig, without a client-side rate limit: the server sets
+// the pace.
+func childRESTConfig(kubeconfig string) (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0
+	return cfg, nil
 }
 
 // writeHeapProfile writes the heap profile (after a GC) to path.

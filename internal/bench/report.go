@@ -111,21 +111,30 @@ func Summarize(results []Result) Table {
 }
 
 // Get returns the row of metric key at n.
-func (t Table) Get(n int, key string) (Row, bool) {
-	for _, r := range t.Rows {
-		if r.N == n && r.Metric.Key == key {
+func (t Table) Get(n int, key string) (Row, bool) { return rowAt(t.Rows, n, key, Row.at) }
+
+// Ns returns the Ns of the table, increasing.
+func (t Table) Ns() []int { return rowNs(t.Rows, Row.at) }
+
+func (r Row) at() (int, string) { return r.N, r.Metric.Key }
+
+// rowAt returns the row of rows at n for metric key; at gives a row's N and metric key.
+func rowAt[R any](rows []R, n int, key string, at func(R) (int, string)) (R, bool) {
+	for _, r := range rows {
+		if rn, rk := at(r); rn == n && rk == key {
 			return r, true
 		}
 	}
-	return Row{}, false
+	var zero R
+	return zero, false
 }
 
-// Ns returns the Ns of the table, increasing.
-func (t Table) Ns() []int {
+// rowNs returns the Ns of rows sorted by N, increasing.
+func rowNs[R any](rows []R, at func(R) (int, string)) []int {
 	var ns []int
-	for _, r := range t.Rows {
-		if len(ns) == 0 || ns[len(ns)-1] != r.N {
-			ns = append(ns, r.N)
+	for _, r := range rows {
+		if n, _ := at(r); len(ns) == 0 || ns[len(ns)-1] != n {
+			ns = append(ns, n)
 		}
 	}
 	return ns

@@ -22,9 +22,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-
-	"github.com/watchlist-go/watchlist/internal/testenv"
 )
 
 // Suites, the values of -suite.
@@ -174,53 +171,25 @@ func RunScope(ctx context.Context, cfg ScopeConfig, stdout, stderr io.Writer) (e
 	if len(runs) == 1 {
 		runs = slices.Repeat(runs, len(ns))
 	}
-	for _, dir := range []string{cfg.Out, filepath.Dir(cfg.CPUProfile), filepath.Dir(cfg.MemProfile)} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create %s: %w", dir, err)
-		}
-	}
-	rawFile, err := os.Create(filepath.Join(cfg.Out, scopeRunsFile))
+	rawFile, err := createOut(cfg.Out, cfg.CPUProfile, cfg.MemProfile, scopeRunsFile)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", scopeRunsFile, err)
+		return err
 	}
 	defer func() {
 		if cerr := rawFile.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close %s: %w", scopeRunsFile, cerr)
 		}
 	}()
-
-	fmt.Fprintf(stderr, "bench: scope suite: starting etcd and kube-apiserver from %s=%s\n", testenv.AssetsEnv, os.Getenv(testenv.AssetsEnv))
-	plane, err := testenv.Start(testenv.Options{APIServerFlags: map[string]string{
-		"max-requests-inflight":          "1000",
-		"max-mutating-requests-inflight": "500",
-	}})
+	bp, err := startBenchPlane(stderr, "scope suite")
 	if err != nil {
-		return fmt.Errorf("start control plane: %w", err)
+		return err
 	}
 	defer func() {
-		if serr := plane.Stop(); serr != nil && err == nil {
+		if serr := bp.stop(); serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	tmp, err := os.MkdirTemp("", "watchlist-bench-scope-")
-	if err != nil {
-		return fmt.Errorf("temp dir: %w", err)
-	}
-	defer func() {
-		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
-			err = fmt.Errorf("remove %s: %w", tmp, rerr)
-		}
-	}()
-	kubeconfig := filepath.Join(tmp, "kubeconfig")
-	if err := testenv.WriteKubeconfig(plane.Config, kubeconfig); err != nil {
-		return err
-	}
-	writerCfg := rest.CopyConfig(plane.Config)
-	writerCfg.QPS, writerCfg.Burst = -1, 0
-	cs, err := kubernetes.NewForConfig(writerCfg)
-	if err != nil {
-		return fmt.Errorf("build clientset: %w", err)
-	}
+	kubeconfig, cs := bp.kubeconfig, bp.cs
 
 	started := time.Now()
 	var results []ScopeResult

@@ -3,14 +3,11 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -22,7 +19,6 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/watchlist-go/watchlist"
 )
@@ -191,27 +187,19 @@ func measureScopeChild(ctx context.Context, cfg childConfig) (res ScopeResult, e
 	if cfg.memProfile != "" {
 		runtime.MemProfileRate = 4096 // as measureChild
 	}
-	if cfg.cpuProfile != "" {
-		f, err := os.Create(cfg.cpuProfile)
-		if err != nil {
-			return res, fmt.Errorf("create cpu profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return res, errors.Join(fmt.Errorf("start cpu profile: %w", err), f.Close())
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			if cerr := f.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("write cpu profile: %w", cerr)
-			}
-		}()
-	}
-
-	restCfg, err := clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
+	stopProfile, err := startCPUProfile(cfg.cpuProfile)
 	if err != nil {
-		return res, fmt.Errorf("load kubeconfig %s: %w", cfg.kubeconfig, err)
+		return res, err
 	}
-	restCfg.QPS, restCfg.Burst = -1, 0 // no client-side rate limit: the server sets the pace
+	defer func() {
+		if perr := stopProfile(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
+	restCfg, err := childRESTConfig(cfg.kubeconfig)
+	if err != nil {
+		return res, err
+	}
 	counter := newByteCounter()
 	restCfg.Dial = counter.dial
 	body := &bodyCounter{}

@@ -154,24 +154,13 @@ func SummarizeScope(results []ScopeResult) ScopeTable {
 
 // Get returns the row of metric key at n.
 func (t ScopeTable) Get(n int, key string) (ScopeRow, bool) {
-	for _, r := range t.Rows {
-		if r.N == n && r.Metric.Key == key {
-			return r, true
-		}
-	}
-	return ScopeRow{}, false
+	return rowAt(t.Rows, n, key, ScopeRow.at)
 }
 
 // Ns returns the Ns of the table, increasing.
-func (t ScopeTable) Ns() []int {
-	var ns []int
-	for _, r := range t.Rows {
-		if len(ns) == 0 || ns[len(ns)-1] != r.N {
-			ns = append(ns, r.N)
-		}
-	}
-	return ns
-}
+func (t ScopeTable) Ns() []int { return rowNs(t.Rows, ScopeRow.at) }
+
+func (r ScopeRow) at() (int, string) { return r.N, r.Metric.Key }
 
 // runsNote says how many runs the medians are of, e.g. "3 runs" or "1 to 3 runs".
 func (t ScopeTable) runsNote() string {
