@@ -2,6 +2,7 @@ package watchlist
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,33 @@ func TestScrapeWhileTheConsumerWaits(t *testing.T) {
 	}
 	if v, ok := metricValue(t, reg, "watchlist_objects", map[string]string{"kind": "Namespace"}); !ok || v != 1 {
 		t.Errorf("watchlist_objects{kind=Namespace} = %v (found %v), want 1", v, ok)
+	}
+}
+
+// TestServerWarningsLoggedOnce: the apiserver warns on every v1 Endpoints request ("v1 Endpoints is
+// deprecated in v1.33+"); a reader of Endpoints passes that warning to its log at V(1) once, not
+// once per request, across reconnects and a relist, and not at V(0).
+func TestServerWarningsLoggedOnce(t *testing.T) {
+	const warning = "v1 Endpoints is deprecated"
+	for _, tc := range []struct {
+		verbosity int
+		want      int
+	}{{0, 0}, {1, 1}} {
+		t.Run(fmt.Sprint("V=", tc.verbosity), func(t *testing.T) {
+			var logs syncBuffer
+			rr := startReader(t, plane(t).Config, RTEndpoint|RTPod,
+				WithLogger(funcr.New(logs.line, funcr.Options{Verbosity: tc.verbosity})))
+			ns := newNamespace(t, plane(t).Clientset, "warn")
+			mustCreate(t, plane(t).Clientset, reader.OTEndpoint, ns, "e")
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := rr.r.Relist(ctx); err != nil {
+				t.Fatalf("Relist: %v", err)
+			}
+			rr.c.assertConverged(t, plane(t).Clientset, RTEndpoint|RTPod, 20*time.Second)
+			if got := strings.Count(logs.String(), warning); got != tc.want {
+				t.Errorf("the warning logged %d times at V(%d), want %d; log:\n%s", got, tc.verbosity, tc.want, logs.String())
+			}
+		})
 	}
 }

@@ -39,8 +39,9 @@ func WithFilterSize(size int) Option {
 	}
 }
 
-// WithLogger sets the logger. Errors and fallbacks are logged at V(0), reconnects at V(2), per-event
-// detail at V(5). Default logr.Discard(). Users of log/slog pass logr.FromSlogHandler(h).
+// WithLogger sets the logger. Errors and fallbacks are logged at V(0), the server's warnings (e.g.
+// that v1 Endpoints are deprecated) at V(1), each message once, reconnects at V(2), per-event detail
+// at V(5). Default logr.Discard(). Users of log/slog pass logr.FromSlogHandler(h).
 func WithLogger(log logr.Logger) Option {
 	return func(r *Reader) error {
 		if log.GetSink() == nil {

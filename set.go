@@ -92,6 +92,7 @@ func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 			Observer: r.stats,
 			Log:      r.log,
 			Timing:   r.timing,
+			Warnings: r.warnings,
 		}))
 	}
 	r.stats.setStarted()

@@ -65,7 +65,8 @@ type Reader struct {
 	filterSize  int
 	relistEvery time.Duration
 	timing      stream.Timing
-	relistLimit time.Duration // how long a relist may take before it is abandoned and retried
+	warnings    *stream.Warnings // the servers' warnings, each logged once at V(1)
+	relistLimit time.Duration    // how long a relist may take before it is abandoned and retried
 	stats       *stats
 	registry    prometheus.Registerer // WithMetrics's, registered once New validated every option
 
@@ -130,6 +131,7 @@ func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes Ret
 			return nil, fmt.Errorf("watchlist: %w", err)
 		}
 	}
+	r.warnings = stream.NewWarnings(r.log.V(1))
 	if err := r.planStreams(); err != nil {
 		return nil, fmt.Errorf("watchlist: %w", err)
 	}

@@ -42,6 +42,9 @@ func (s *Stream) list(ctx context.Context, opts metav1.ListOptions) (runtime.Obj
 // names the media types, for one object or a list), as protobuf where the server has it.
 func (s *Stream) request(metadata string, opts *metav1.ListOptions) *rest.Request {
 	req := s.cfg.Client.Get()
+	if s.cfg.Warnings != nil {
+		req = req.WarningHandlerWithContext(s.cfg.Warnings)
+	}
 	if s.cfg.Scope.MetadataOnly {
 		req = req.SetHeader("Accept", metadata)
 	} else {

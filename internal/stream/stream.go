@@ -136,6 +136,8 @@ type Config struct {
 	Observer Observer // may be nil
 	Log      logr.Logger
 	Timing   Timing
+	// Warnings, if not nil, receives the server's warnings instead of the rest.Config's handler.
+	Warnings *Warnings
 }
 
 // Stream is one resource's stream. Run drives it; Opened and Synced report its progress.
