@@ -21,14 +21,15 @@ import (
 //
 // Deletes missed during a gap are found from complete states alone. Every request for a complete
 // state (WatchList or LIST) takes a new token, and each object of that state stamps its identity
-// with it. When the state ends at resourceVersion S, an identity of its kind that no state begun
-// since stamped, and whose last version delivered is not newer than S, did not exist at S: it was
-// deleted. An identity with a newer version was written after S, by a stream ahead of this one, and
-// is this stream's to deliver. Changes (events after a complete state) never stamp: an event of a
-// lagging stream is no evidence that an object exists now.
+// with it, in the slot of its set. When the state ends at resourceVersion S, an identity of its
+// scope that it did not hold, and whose last version delivered is not newer than S, did not exist
+// at S: it was deleted. An identity with a newer version was written after S, by a stream ahead of
+// this one, and is this stream's to deliver. Changes (events after a complete state) never stamp:
+// an event of a lagging stream is no evidence that an object exists now.
 //
-// The newest complete state of each scope (a kind, or a kind in one namespace) is its floor: a change or state object at or below the
-// floor's resourceVersion, of an identity that state did not hold, was deleted by then and is
+// The newest complete state of each scope (a kind, or a kind in one namespace) is its floor: that
+// state held every object of the scope at its latest version up to the floor's resourceVersion, so
+// any event at or below it is delivered already, older, or of an object it found gone, and is
 // dropped. This keeps a lagging stream (the old set of a relist, a replica behind its peers) from
 // bringing back what a newer state already found gone.
 //
@@ -67,7 +68,12 @@ type uidKey [16]byte
 type record struct {
 	name string // "namespace/name", or "/name" for cluster-scoped objects
 	rv   version
-	mark uint32 // the token of the newest complete state that held this identity; 0: none
+	// marks holds, for each of the two sets that may run at once (a set's slot: a relist's new set
+	// takes the slot the current one does not use), the token of that set's newest complete state
+	// that held this identity; 0: none. Tokens are taken before a request is served, so their
+	// order says nothing of the states' resourceVersions: a sweep asks only "did this state hold
+	// it", and one set's states come one after another.
+	marks [2]uint32
 	kind reader.ObjectType
 	dead bool // a tombstone: rv is the version at or below which the object is known gone from the scope
 	void bool // rv came from a history the server lost (a rollback): any version of a complete state replaces it
@@ -199,7 +205,7 @@ func (f *filter) beginSync() uint32 {
 // decide returns the entry an event becomes, or CTUnknown to drop it. sync is the token of the
 // complete state the object belongs to, 0 for a change; an object of a complete state stamps its
 // identity.
-func (f *filter) decide(k uidKey, kind reader.ObjectType, namespace string, t watch.EventType, rv version, sync uint32) reader.ChangeType {
+func (f *filter) decide(k uidKey, kind reader.ObjectType, namespace string, t watch.EventType, rv version, slot int, sync uint32) reader.ChangeType {
 	rec, known := f.objects[k]
 	if known && rec.dead {
 		if rec.rv.opaque() || rv.opaque() || !rv.newerThan(rec.rv) {
@@ -210,12 +216,14 @@ func (f *filter) decide(k uidKey, kind reader.ObjectType, namespace string, t wa
 		// tombstone only once the add was delivered.
 		rec, known = record{}, false
 	}
-	if known && sync > rec.mark {
-		rec.mark = sync
+	if known && sync != 0 {
+		rec.marks[slot] = sync
 		f.objects[k] = rec
 	}
-	if fl := f.scope(kind, namespace).floor; fl.token != 0 && rv.atMost(fl.rv) && (!known || rec.mark < fl.token) {
-		return reader.CTUnknown // older than a complete state that did not hold it: gone since
+	if fl := f.scope(kind, namespace).floor; fl.token != 0 && rv.atMost(fl.rv) {
+		// At or below the newest complete state: that state held the object at its latest version
+		// up to there (so this one is delivered already, or older), or found it gone.
+		return reader.CTUnknown
 	}
 	switch {
 	case !known && t == watch.Deleted:
@@ -232,13 +240,15 @@ func (f *filter) decide(k uidKey, kind reader.ObjectType, namespace string, t wa
 }
 
 // commit records an entry that was delivered.
-func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct reader.ChangeType, namespace, name string, rv version, sync uint32) {
+func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct reader.ChangeType, namespace, name string, rv version, slot int, sync uint32) {
 	if h := &f.scope(kind, namespace).high; !rv.opaque() && rv > h.rv {
 		h.rv, h.ended = rv, f.tokens.Load()
 	}
 	switch ct {
 	case reader.CTAdd:
-		f.objects[k] = record{name: namespace + "/" + name, rv: rv, mark: sync, kind: kind}
+		rec := record{name: namespace + "/" + name, rv: rv, kind: kind}
+		rec.marks[slot] = sync
+		f.objects[k] = rec
 		f.live[kind].Add(1)
 		if _, canonical := keyOf(uid); !canonical {
 			if f.oddUIDs == nil {
@@ -266,13 +276,14 @@ func (f *filter) remove(k uidKey, rv version) {
 	f.tombs = append(f.tombs, tomb{key: k, kind: rec.kind, rv: rv})
 }
 
-// gone returns the live identities of kind that the complete state with token sync, whole at s,
-// did not hold and that were deleted by s: no state begun since held them, and their last version
-// is not newer than s (or not comparable). After a rollback every identity it did not hold is gone.
-func (f *filter) gone(kind reader.ObjectType, namespace string, sync uint32, s version, rolledBack bool) []uidKey {
+// gone returns the live identities of kind in namespace ("" for all) that the complete state with
+// token sync of the set in slot, whole at s, did not hold and that were deleted by s: their last
+// version is not newer than s (or not comparable, or void). After a rollback every identity it did
+// not hold is gone.
+func (f *filter) gone(kind reader.ObjectType, namespace string, slot int, sync uint32, s version, rolledBack bool) []uidKey {
 	var keys []uidKey
 	for k, rec := range f.objects {
-		if !inScope(rec, kind, namespace) || rec.dead || rec.mark >= sync {
+		if !inScope(rec, kind, namespace) || rec.dead || rec.marks[slot] == sync {
 			continue
 		}
 		if rolledBack || rec.void || rec.rv.atMost(s) || rec.rv.opaque() || s.opaque() {
@@ -290,7 +301,7 @@ func (f *filter) gone(kind reader.ObjectType, namespace string, sync uint32, s v
 // of the lost one. The identities the state held forget their versions, so that the next complete
 // state delivers each as it is now (unchanged objects too, once), tombstones go (a restored object
 // may live again), and the kind has no floor until then.
-func (f *filter) endSync(kind reader.ObjectType, namespace string, sync uint32, s version, rolledBack bool) {
+func (f *filter) endSync(kind reader.ObjectType, namespace string, slot int, sync uint32, s version, rolledBack bool) {
 	m := f.scope(kind, namespace)
 	if rolledBack {
 		for k, rec := range f.objects {
@@ -299,7 +310,7 @@ func (f *filter) endSync(kind reader.ObjectType, namespace string, sync uint32, 
 			case rec.dead:
 				delete(f.objects, k)
 				delete(f.oddUIDs, k)
-			case rec.mark >= sync: // held by this state, or one begun since (also after the restore)
+			case rec.marks[slot] == sync || rec.marks[1-slot] > sync: // held by this state, or by the other set's begun since (also after the restore)
 				rec.void = true
 				f.objects[k] = rec
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -193,7 +194,8 @@ func newTestSet(objs ...reader.ObjectType) *streamSet {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	set := &streamSet{ctx: ctx, cancel: cancel, stats: newStats(), failed: make(chan struct{}),
-		synced: make(chan struct{}), done: make([]bool, len(objs)), unsynced: len(objs)}
+		synced: make(chan struct{}), done: make([]bool, len(objs)), unsynced: len(objs),
+		resyncing: make([]atomic.Bool, len(objs))}
 	for _, o := range objs {
 		k, _ := kinds.ByObject(o)
 		set.specs = append(set.specs, streamSpec{kind: k})
@@ -264,7 +266,7 @@ func filterHeap(n int) (perObject, nameBytes float64) {
 	f := newFilter(0)
 	for _, p := range pods {
 		k, _ := keyOf(p.UID)
-		f.commit(k, p.UID, reader.OTPod, reader.CTAdd, p.Namespace, p.Name, parseVersion(p.ResourceVersion), 0)
+		f.commit(k, p.UID, reader.OTPod, reader.CTAdd, p.Namespace, p.Name, parseVersion(p.ResourceVersion), 0, 0)
 	}
 	after := heapInUse()
 	runtime.KeepAlive(f)

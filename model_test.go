@@ -178,13 +178,23 @@ type mStream struct {
 	token   uint32
 	at      uint64 // the complete state's resourceVersion, then the position of the last event
 	syncing bool
+	pending bool // the state's token is taken, its request not served yet (a rate limiter, a slow dial)
 	before  uint64 // the position before the last gap; a state older than it is a rollback
 }
 
-// begin starts a complete state at the server's head.
+// begin starts a complete state: it takes the token now, and the server serves the request now or
+// at the stream's next step, at its head then (so the order of tokens is not that of states).
 func (st *mStream) begin(s *mServer, rng *rand.Rand) {
 	st.token = st.sink.BeginSync(st.kind)
-	st.at, st.syncing = s.head, true
+	st.syncing, st.pending, st.state = true, true, nil
+	if rng.IntN(2) == 0 {
+		st.serve(s, rng)
+	}
+}
+
+// serve answers the state's request at the server's head.
+func (st *mStream) serve(s *mServer, rng *rand.Rand) {
+	st.pending, st.at = false, s.head
 	st.state = slices.DeleteFunc(s.stateAt(st.kind, s.head, rng), func(w mWrite) bool { return st.ns != "" && nsOf(w.uid) != st.ns })
 }
 
@@ -204,6 +214,10 @@ func (st *mStream) next(s *mServer) *mWrite {
 
 // step sends one thing: an object of the state, its end, an event, or a bookmark at the head.
 func (st *mStream) step(ctx context.Context, s *mServer, rng *rand.Rand) error {
+	if st.pending {
+		st.serve(s, rng)
+		return nil
+	}
 	switch {
 	case st.at > s.head: // the server went back: the resume point is too large
 		st.before = st.at
@@ -259,7 +273,7 @@ type mSet struct {
 }
 
 // newMSet starts a set: a stream per kind, or per kind and namespace.
-func newMSet(o *output, s *mServer, rng *rand.Rand, candidate, namespaces bool) *mSet {
+func newMSet(o *output, s *mServer, rng *rand.Rand, cur *mSet, namespaces bool) *mSet {
 	ms := &mSet{set: newTestSet(modelKinds...)}
 	if namespaces {
 		ms.set = newTestSet(append(slices.Clone(modelKinds), modelKinds...)...)
@@ -267,7 +281,8 @@ func newMSet(o *output, s *mServer, rng *rand.Rand, candidate, namespaces bool) 
 			ms.set.specs[i].scope.Namespace = []string{"a", "b"}[i/len(modelKinds)]
 		}
 	}
-	if candidate {
+	if cur != nil { // a relist's new set
+		ms.set.slot = 1 - cur.set.slot
 		o.beginOverlap(ms.set)
 	}
 	for i, spec := range ms.set.specs {
@@ -311,9 +326,9 @@ type mChecker struct {
 	deleted map[string]bool
 	seen    map[string]bool // "uid@rv"
 	entries int
-	// restored: the server's history went back. Each object of a kind may then come once more as an
-	// update at a version delivered before (the reader re-baselines: the restored history reuses
-	// the numbers of the lost one, so no version delivered can be trusted).
+	// restored: the server's history went back. Until the reader re-baselined, an object's entries
+	// may then repeat a version delivered before (the restored history reuses the numbers of the
+	// lost one, so no version delivered can be trusted; README, "etcd restored from a backup").
 	restored bool
 }
 
@@ -337,14 +352,14 @@ func (c *mChecker) check(e reader.Entry) error {
 	last, known := c.last[uid]
 	_, live := c.view[uid]
 	synthesized := e.ChangeType() == reader.CTDelete && known && rv == last
-	rebaselined := c.restored && e.ChangeType() == reader.CTUpdate
+	rebaselined := c.restored
 	key := uid + "@" + rvs
 	switch {
 	case c.seen[key] && !synthesized && !rebaselined:
 		return fmt.Errorf("%s %s@%d: (UID, resourceVersion) delivered twice", e.ChangeType(), uid, rv)
 	case known && rv < last:
 		return fmt.Errorf("%s %s@%d: older than %d delivered before", e.ChangeType(), uid, rv, last)
-	case e.ChangeType() == reader.CTAdd && (live || c.deleted[uid] && !c.s.selector):
+	case e.ChangeType() == reader.CTAdd && (live || c.deleted[uid] && !c.s.selector && !c.restored):
 		return fmt.Errorf("Add %s@%d: already live or deleted", uid, rv)
 	case e.ChangeType() == reader.CTUpdate && !live:
 		return fmt.Errorf("Update %s@%d: not live", uid, rv)
@@ -446,7 +461,7 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 			o.filter.perNamespace[k] = true
 		}
 	}
-	cur := newMSet(o, s, rng, false, sc.namespaces)
+	cur := newMSet(o, s, rng, nil, sc.namespaces)
 	var cand *mSet
 	restored := false // one restore a run: a second one before every stream saw the first is not told apart
 	swap := func() {
@@ -484,7 +499,7 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 		case r < 84 && cand == nil:
 			trace = append(trace, "relist begins")
 			counts.relists++
-			cand = newMSet(o, s, rng, true, sc.namespaces)
+			cand = newMSet(o, s, rng, cur, sc.namespaces)
 		case r < 90 && cand != nil && isClosed(cand.set.synced):
 			trace = append(trace, "swap")
 			swap()

@@ -81,6 +81,7 @@ func (o *output) swap(old, next *streamSet, kindOf func(i int) reader.ObjectType
 	var resync []int
 	for i := range next.done {
 		if o.filter.opaque[kindOf(i)].Load() {
+			next.resyncing[i].Store(true)
 			resync = append(resync, i)
 		}
 	}
@@ -107,7 +108,7 @@ func (o *output) send(ctx context.Context, e reader.Entry) error {
 }
 
 // observe passes one event of set through the filter.
-func (o *output) observe(ctx context.Context, set *streamSet, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error {
+func (o *output) observe(ctx context.Context, set *streamSet, i int, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error {
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return fmt.Errorf("%s event holds %T: %w", kind, obj, err)
@@ -116,15 +117,15 @@ func (o *output) observe(ctx context.Context, set *streamSet, kind reader.Object
 		return err
 	}
 	defer o.mu.unlock()
-	if set.retiredNow() {
-		return nil // a newer set took over; its own events carry this change
+	if set.retiredNow() || set.resyncing[i].Load() {
+		return nil // a newer set took over, or this stream's state is to be taken again
 	}
 	k, _ := keyOf(m.GetUID())
 	rv := parseVersion(m.GetResourceVersion())
 	if o.filter.sawVersion(kind, rv) && set.role.Load() == int32(roleCandidate) {
 		return nil // versions that cannot be ordered: only the current set delivers this kind
 	}
-	ct := o.filter.decide(k, kind, m.GetNamespace(), t, rv, sync)
+	ct := o.filter.decide(k, kind, m.GetNamespace(), t, rv, set.slot, sync)
 	if o.log.Enabled() {
 		o.log.Info("event", "kind", kind.String(), "type", string(t), "namespace", m.GetNamespace(),
 			"name", m.GetName(), "resourceVersion", m.GetResourceVersion(), "sync", sync, "entry", ct.String())
@@ -136,7 +137,7 @@ func (o *output) observe(ctx context.Context, set *streamSet, kind reader.Object
 	if err := o.send(ctx, reader.NewEntry(ct, kind, obj)); err != nil {
 		return err
 	}
-	o.filter.commit(k, m.GetUID(), kind, ct, m.GetNamespace(), m.GetName(), rv, sync)
+	o.filter.commit(k, m.GetUID(), kind, ct, m.GetNamespace(), m.GetName(), rv, set.slot, sync)
 	return nil
 }
 
@@ -163,10 +164,10 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 	// the filter, when it is older than a state that ended before this one began.
 	found := !rolledBack && o.filter.wentBack(kind, ns, sync, s)
 	rolledBack = rolledBack || found
-	if err := o.sweep(ctx, kind, ns, metadata, sync, s, rolledBack); err != nil {
+	if err := o.sweep(ctx, kind, ns, metadata, set.slot, sync, s, rolledBack); err != nil {
 		return err
 	}
-	o.filter.endSync(kind, ns, sync, s, rolledBack)
+	o.filter.endSync(kind, ns, set.slot, sync, s, rolledBack)
 	switch {
 	case found:
 		return stream.ErrResync
@@ -180,8 +181,8 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 // state with token sync, whole at s, found gone, each carrying an object of its kind (or, for a
 // metadata-only stream, a PartialObjectMetadata) with namespace, name, UID and last
 // resourceVersion. Its tombstone stands at s: the object was gone by then. The caller holds mu.
-func (o *output) sweep(ctx context.Context, kind reader.ObjectType, namespace string, metadata bool, sync uint32, s version, rolledBack bool) error {
-	gone := o.filter.gone(kind, namespace, sync, s, rolledBack)
+func (o *output) sweep(ctx context.Context, kind reader.ObjectType, namespace string, metadata bool, slot int, sync uint32, s version, rolledBack bool) error {
+	gone := o.filter.gone(kind, namespace, slot, sync, s, rolledBack)
 	if len(gone) == 0 {
 		return nil
 	}
@@ -253,11 +254,12 @@ type setSink struct {
 // BeginSync takes no lock: a stream begins a complete state before it opens, and must be able to
 // open while another stream waits on a send that the consumer takes only once Run returned.
 func (s setSink) BeginSync(reader.ObjectType) uint32 {
+	s.set.resyncing[s.i].Store(false)
 	return s.o.filter.beginSync()
 }
 
 func (s setSink) Observe(ctx context.Context, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error {
-	return s.o.observe(ctx, s.set, kind, t, obj, sync)
+	return s.o.observe(ctx, s.set, s.i, kind, t, obj, sync)
 }
 
 func (s setSink) EndSync(ctx context.Context, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error {

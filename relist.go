@@ -41,10 +41,11 @@ func (r *Reader) relistLoop(ctx context.Context) {
 // Relist relists now and returns once the fresh set of streams has been swapped in (nil), or the
 // relist failed (the current streams keep running), or ctx ended. Only what differs from what was
 // delivered comes out: on a cluster where nothing changed, nothing. It is what WithRelist does on
-// a timer; the two never overlap. It errors before Run and after Close.
+// a timer; the two never overlap. It errors (ErrNotRunning) until Run returned nil, and after Close:
+// a relist that swapped in while Run waited for the first streams to open would stop them under it.
 func (r *Reader) Relist(ctx context.Context) error {
 	r.mu.Lock()
-	running, closed := r.running, r.closed
+	running, closed := r.opened, r.closed
 	if running && !closed {
 		r.relister.Add(1) // before closed is set, so that finish waits for this relist too
 	}

@@ -59,8 +59,14 @@ type streamSet struct {
 
 	// role is a setRole; the output's overlap methods write it.
 	role atomic.Int32
+	// slot is where the filter keeps this set's marks: 0 or 1, the one the current set does not use
+	// when this is a relist's new set.
+	slot int
 	// synced is closed once every stream delivered its first complete state.
 	synced chan struct{}
+	// resyncing[i]: stream i was told to take its state again at a swap (versions that are not
+	// integers); until it begins that state, what it still had in flight is dropped.
+	resyncing []atomic.Bool
 	// Guarded by the output's mu: which streams delivered a complete state, and how many have not.
 	done     []bool
 	unsynced int
@@ -71,16 +77,20 @@ type streamSet struct {
 func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 	ctx, cancel := context.WithCancel(parent)
 	set := &streamSet{
-		ctx:      ctx,
-		cancel:   cancel,
-		failed:   make(chan struct{}),
-		stats:    r.stats,
-		specs:    r.streams,
-		synced:   make(chan struct{}),
-		done:     make([]bool, len(r.streams)),
-		unsynced: len(r.streams),
+		ctx:       ctx,
+		cancel:    cancel,
+		failed:    make(chan struct{}),
+		stats:     r.stats,
+		specs:     r.streams,
+		resyncing: make([]atomic.Bool, len(r.streams)),
+		synced:    make(chan struct{}),
+		done:      make([]bool, len(r.streams)),
+		unsynced:  len(r.streams),
 	}
 	if candidate {
+		r.mu.Lock()
+		set.slot = 1 - r.current.slot
+		r.mu.Unlock()
 		r.output.beginOverlap(set)
 	}
 	for i, spec := range r.streams {

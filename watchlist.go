@@ -76,6 +76,7 @@ type Reader struct {
 	out      chan Entry
 	output   *output
 	running  bool
+	opened   bool // Run returned nil: every stream of the first set opened
 	closed   bool
 	err      error              // what stopped the reader
 	cancel   context.CancelFunc // ends every stream
@@ -206,6 +207,7 @@ func (r *Reader) Run(ctx context.Context) error {
 	// Under mu, and only while not closed: finish waits for relister once closed is set, and a
 	// WaitGroup's Add must not race with its Wait.
 	r.mu.Lock()
+	r.opened = true
 	if r.relistEvery > 0 && !r.closed {
 		r.relister.Go(func() { r.relistLoop(streamsCtx) })
 	}
