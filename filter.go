@@ -74,9 +74,9 @@ type record struct {
 	// order says nothing of the states' resourceVersions: a sweep asks only "did this state hold
 	// it", and one set's states come one after another.
 	marks [2]uint32
-	kind reader.ObjectType
-	dead bool // a tombstone: rv is the version at or below which the object is known gone from the scope
-	void bool // rv came from a history the server lost (a rollback): any version of a complete state replaces it
+	kind  reader.ObjectType
+	dead  bool // a tombstone: rv is the version at or below which the object is known gone from the scope
+	void  bool // rv came from a history the server lost (a rollback): any version of a complete state replaces it
 }
 
 // scopeKey names what one stream's complete state covers: a kind, in one namespace or in all ("").

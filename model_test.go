@@ -178,7 +178,7 @@ type mStream struct {
 	token   uint32
 	at      uint64 // the complete state's resourceVersion, then the position of the last event
 	syncing bool
-	pending bool // the state's token is taken, its request not served yet (a rate limiter, a slow dial)
+	pending bool   // the state's token is taken, its request not served yet (a rate limiter, a slow dial)
 	before  uint64 // the position before the last gap; a state older than it is a rollback
 }
 
