@@ -26,13 +26,16 @@ const (
 	MaxRelist = 7 * 24 * time.Hour
 )
 
+// MaxFilterSize bounds WithFilterSize: 10 million objects, about 1 GB of filter allocated up front.
+const MaxFilterSize = 10_000_000
+
 // WithFilterSize sets the initial capacity of the filter (identity → resourceVersion), to avoid
 // growing it while the initial state arrives. Set it near the number of objects expected; size < 0
-// makes New fail. Default 0: the map grows as needed.
+// or above MaxFilterSize makes New fail. Default 0: the map grows as needed.
 func WithFilterSize(size int) Option {
 	return func(r *Reader) error {
-		if size < 0 {
-			return fmt.Errorf("WithFilterSize(%d): size must not be negative", size)
+		if size < 0 || size > MaxFilterSize {
+			return fmt.Errorf("WithFilterSize(%d): size must lie between 0 and %d", size, MaxFilterSize)
 		}
 		r.filterSize = size
 		return nil

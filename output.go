@@ -26,8 +26,9 @@ import (
 // events count, and whether the reader has synced.
 //
 // Locks: output.mu guards the filter and each set's sync progress. It is held while a send waits
-// for the consumer, so every wait for it ends with the waiter's context, and nothing else is
-// taken while it is held except the stats' own lock. Reader.mu is never held while waiting for it.
+// for the consumer, so every wait for it ends with the waiter's context. While it is held only
+// leaf locks are taken (the stats', the logger's, sync.Once's); Reader.mu is never held while
+// waiting for it.
 type output struct {
 	log   logr.Logger // per-entry detail at V(5)
 	mu    ctxMutex

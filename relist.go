@@ -81,8 +81,9 @@ func (r *Reader) relistOnce(ctx context.Context) error {
 }
 
 // relist starts a new set of streams beside the current one and, once the new set has delivered
-// its initial state on every stream, swaps it in and stops the old set. Every wait ends with ctx
-// (or relistLimit, or the reader's lifetime); the new set lives as long as the reader. While both
+// its initial state on every stream, swaps it in and stops the old set. Every wait for the server
+// or the consumer ends with ctx (or relistLimit, or the reader's lifetime); stopping a set waits
+// only for goroutines whose context was cancelled. The new set lives as long as the reader. While both
 // run, both deliver through the filter: the new set's complete states find what the old set missed,
 // and tombstones keep the one that lags from bringing back what the other deleted.
 func (r *Reader) relist(ctx context.Context) error {

@@ -41,6 +41,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"no bit", context.Background(), cs, 0, nil, "no RetrieveType"},
 		{"unknown bit", context.Background(), cs, RTPod | 1<<20, nil, "unknown RetrieveType bits 0x100000"},
 		{"negative filter size", context.Background(), cs, RTPod, []Option{WithFilterSize(-1)}, "WithFilterSize(-1)"},
+		{"filter size above the bound", context.Background(), cs, RTPod, []Option{WithFilterSize(MaxFilterSize + 1)}, "must lie between 0 and"},
 		{"relist too short", context.Background(), cs, RTPod, []Option{WithRelist(time.Minute)}, "WithRelist(1m0s)"},
 		{"relist too long", context.Background(), cs, RTPod, []Option{WithRelist(8 * 24 * time.Hour)}, "must be between"},
 		{"nil option", context.Background(), cs, RTPod, []Option{nil}, "option 0 is nil"},

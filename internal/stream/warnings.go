@@ -16,6 +16,10 @@ type Warnings struct {
 	seen map[string]bool
 }
 
+// maxWarnings bounds the messages remembered (and logged): a server that names objects in its
+// warnings must not grow the set without bound.
+const maxWarnings = 100
+
 // NewWarnings returns Warnings that log at log's level.
 func NewWarnings(log logr.Logger) *Warnings {
 	return &Warnings{log: log, seen: make(map[string]bool)}
@@ -27,10 +31,16 @@ func (w *Warnings) HandleWarningHeaderWithContext(_ context.Context, code int, a
 		return
 	}
 	w.mu.Lock()
-	first := !w.seen[message]
-	w.seen[message] = true
+	first := !w.seen[message] && len(w.seen) < maxWarnings
+	if first {
+		w.seen[message] = true
+	}
+	last := first && len(w.seen) == maxWarnings
 	w.mu.Unlock()
 	if first {
 		w.log.Info("the server warned (logged once)", "warning", message, "agent", agent)
+	}
+	if last {
+		w.log.Info("the server warned of many things; further warnings are not logged", "logged", maxWarnings)
 	}
 }
