@@ -284,30 +284,47 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) 
 
 // rerender reads the results of an earlier run from runsFile and writes the report into out.
 func rerender(runsFile, out string, stdout io.Writer) error {
-	f, err := os.Open(runsFile)
+	results, err := loadRuns[Result](runsFile, out, false, nil)
 	if err != nil {
-		return fmt.Errorf("open runs: %w", err)
-	}
-	defer f.Close()
-	results, err := readResults(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", runsFile, err)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", out, err)
+		return err
 	}
 	return writeReport(Summarize(results), out, stdout)
 }
 
-// readResults decodes one Result per line.
-func readResults(r io.Reader) ([]Result, error) {
-	var results []Result
+// loadRuns reads the runs file of an earlier run (see decodeRuns) and makes the folder out for the
+// report.
+func loadRuns[T any](runsFile, out string, strict bool, check func(T) error) ([]T, error) {
+	f, err := os.Open(runsFile)
+	if err != nil {
+		return nil, fmt.Errorf("open runs: %w", err)
+	}
+	defer f.Close()
+	results, err := decodeRuns(f, strict, check)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", runsFile, err)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", out, err)
+	}
+	return results, nil
+}
+
+// decodeRuns decodes one T per line; strict: no unknown field, so that one suite's runs are not
+// read as another's; check, if not nil, refuses a result.
+func decodeRuns[T any](r io.Reader, strict bool, check func(T) error) ([]T, error) {
+	var results []T
 	dec := json.NewDecoder(r)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	for {
-		var res Result
+		var res T
 		err := dec.Decode(&res)
 		if errors.Is(err, io.EOF) {
 			return results, nil
+		}
+		if err == nil && check != nil {
+			err = check(res)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("result %d: %w", len(results)+1, err)

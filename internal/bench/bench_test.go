@@ -82,14 +82,14 @@ func TestReadResultsRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := readResults(&b)
+	out, err := decodeRuns[Result](&b, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(out) != len(in) || out[3] != in[3] {
 		t.Errorf("read %d results, [3] = %+v; want %d, %+v", len(out), out[3], len(in), in[3])
 	}
-	if _, err := readResults(strings.NewReader("{\"n\": 1}\nnot json\n")); err == nil {
+	if _, err := decodeRuns[Result](strings.NewReader("{\"n\": 1}\nnot json\n"), false, nil); err == nil {
 		t.Error("garbage was accepted")
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -300,43 +299,22 @@ func measureScopeOne(ctx context.Context, cfg ScopeConfig, v string, n, run int,
 	return res, nil
 }
 
-// rerenderScope reads the results of an earlier scope run from runsFile and writes the report into
-// out.
-func rerenderScope(runsFile, out string, stdout io.Writer) error {
-	f, err := os.Open(runsFile)
-	if err != nil {
-		return fmt.Errorf("open runs: %w", err)
+// checkScopeVariant refuses a result of a variant the scope suite does not have.
+func checkScopeVariant(res ScopeResult) error {
+	if !isScopeVariant(res.Variant) {
+		return fmt.Errorf("%q is not a variant of the scope suite", res.Variant)
 	}
-	defer f.Close()
-	results, err := readScopeResults(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", runsFile, err)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", out, err)
-	}
-	return writeScopeReport(SummarizeScope(results), out, stdout)
+	return nil
 }
 
-// readScopeResults decodes one ScopeResult per line.
-func readScopeResults(r io.Reader) ([]ScopeResult, error) {
-	var results []ScopeResult
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields() // a runs.jsonl of the default suite is not a scope run
-	for {
-		var res ScopeResult
-		err := dec.Decode(&res)
-		if errors.Is(err, io.EOF) {
-			return results, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("result %d: %w", len(results)+1, err)
-		}
-		if !isScopeVariant(res.Variant) {
-			return nil, fmt.Errorf("result %d: %q is not a variant of the scope suite", len(results)+1, res.Variant)
-		}
-		results = append(results, res)
+// rerenderScope reads the results of an earlier scope run from runsFile and writes the report into
+// out. A runs file of the default suite is refused (its fields are not a ScopeResult's).
+func rerenderScope(runsFile, out string, stdout io.Writer) error {
+	results, err := loadRuns(runsFile, out, true, checkScopeVariant)
+	if err != nil {
+		return err
 	}
+	return writeScopeReport(SummarizeScope(results), out, stdout)
 }
 
 // writeScopeReport prints the tables and targets and writes them, and the CSV, to out.

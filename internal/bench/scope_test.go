@@ -304,10 +304,10 @@ func TestScopeReportFiles(t *testing.T) {
 	if err := json.NewEncoder(&def).Encode(fakeResults([]int{1000}, 1, false)[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readScopeResults(&def); err == nil {
+	if _, err := decodeRuns(&def, true, checkScopeVariant); err == nil {
 		t.Error("a default suite's result was read as a scope result")
 	}
-	if _, err := readScopeResults(strings.NewReader(`{"variant":"reader","n":1}`)); err == nil {
+	if _, err := decodeRuns(strings.NewReader(`{"variant":"reader","n":1}`), true, checkScopeVariant); err == nil {
 		t.Error("a default suite's variant was accepted")
 	}
 }
