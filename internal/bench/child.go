@@ -150,33 +150,16 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	}
 
 	// Sync.
-	res.HeapBaseline = liveHeapBytes()
-	sampler := startHeapSampler(sampleInterval)
-	start, cpuStart := time.Now(), cpuTime()
-	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
-	err = subj.start(syncCtx)
-	res.SyncSeconds = time.Since(start).Seconds()
-	res.SyncCPU = (cpuTime() - cpuStart).Seconds()
-	res.HeapPeakSync = sampler.Stop()
-	if err == nil {
-		res.Objects = subj.objects(syncCtx)
-	}
-	cancel()
+	m, stopSubj, err := measureSync(ctx, subj, cfg.mode, cfg.memProfile, nil)
 	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if serr := subj.stop(stopCtx); serr != nil && err == nil {
-			err = fmt.Errorf("stop %s: %w", cfg.mode, serr)
+		if serr := stopSubj(); serr != nil && err == nil {
+			err = serr
 		}
 	}()
+	res.Objects, res.SyncSeconds, res.SyncCPU = m.objects, m.seconds, m.cpu
+	res.HeapBaseline, res.HeapPeakSync, res.HeapSynced = m.baseline, m.peak, m.synced
 	if err != nil {
-		return res, fmt.Errorf("initial sync: %w", err)
-	}
-	res.HeapSynced = liveHeapBytes()
-	if cfg.memProfile != "" {
-		if err := writeHeapProfile(cfg.memProfile); err != nil {
-			return res, err
-		}
+		return res, err
 	}
 	if err := send(message{Phase: phaseSynced}); err != nil {
 		return res, err
@@ -218,7 +201,7 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	relistCtx, cancel := context.WithTimeout(ctx, relistTimeout)
 	defer cancel()
 	runtime.GC()
-	sampler = startHeapSampler(sampleInterval)
+	sampler := startHeapSampler(sampleInterval)
 	rs, err := subj.relist(relistCtx)
 	res.RelistPeakHeap = sampler.Stop()
 	if err != nil {
@@ -226,6 +209,67 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	}
 	res.RelistEntries, res.RelistSeconds, res.RelistCPUSeconds = rs.entries, rs.took.Seconds(), rs.cpu.Seconds()
 	return res, nil
+}
+
+// syncMeasure is what both suites measure of a child's initial sync.
+type syncMeasure struct {
+	objects        int
+	seconds, cpu   float64
+	baseline, peak uint64 // live heap before, peak heap during
+	synced         uint64 // live heap once synced
+}
+
+// syncSubject is what measureSync drives: started, counted once synced, stopped.
+type syncSubject interface {
+	// start starts watching and returns once the initial state is complete.
+	start(ctx context.Context) error
+	// objects is the size of the initial state, counted once start returned (outside the time to
+	// sync).
+	objects(ctx context.Context) int
+	// stop stops everything start started and waits for it.
+	stop(ctx context.Context) error
+}
+
+// measureSync starts subj and measures its initial sync; clocked, if not nil, is called just
+// before the clock starts (true) and just after it stops (false). stop stops subj (call it once,
+// also after an error); a heap profile goes to memProfile once synced.
+func measureSync(ctx context.Context, subj syncSubject, mode, memProfile string, clocked func(begin bool)) (m syncMeasure, stop func() error, err error) {
+	m.baseline = liveHeapBytes()
+	sampler := startHeapSampler(sampleInterval)
+	if clocked != nil {
+		clocked(true)
+	}
+	start, cpuStart := time.Now(), cpuTime()
+	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
+	err = subj.start(syncCtx)
+	m.seconds = time.Since(start).Seconds()
+	m.cpu = (cpuTime() - cpuStart).Seconds()
+	if clocked != nil {
+		clocked(false)
+	}
+	m.peak = sampler.Stop()
+	if err == nil {
+		m.objects = subj.objects(syncCtx)
+	}
+	cancel()
+	stop = func() error {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := subj.stop(stopCtx); err != nil {
+			return fmt.Errorf("stop %s: %w", mode, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return m, stop, fmt.Errorf("initial sync: %w", err)
+	}
+	m.synced = liveHeapBytes()
+	if memProfile != "" {
+		if err := writeHeapProfile(memProfile); err != nil {
+			return m, stop, err
+		}
+	}
+	return m, stop, nil
 }
 
 // startCPUProfile starts a CPU profile into path ("" for none); stop ends it and closes the file.

@@ -123,16 +123,6 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// syncSubject is what a scope child measures: started, counted once synced, stopped.
-type syncSubject interface {
-	// start starts watching and returns once the initial state is complete.
-	start(ctx context.Context) error
-	// objects is the size of the initial state, counted once start returned.
-	objects(ctx context.Context) int
-	// stop stops everything start started and waits for it.
-	stop(ctx context.Context) error
-}
-
 // newScopeSubject builds the subject of scope variant v on restCfg.
 func newScopeSubject(v string, restCfg *rest.Config) (syncSubject, error) {
 	if v == VariantInformerMetadata {
@@ -209,35 +199,23 @@ func measureScopeChild(ctx context.Context, cfg childConfig) (res ScopeResult, e
 		return res, err
 	}
 
-	res.HeapBaseline = liveHeapBytes()
-	sampler := startHeapSampler(sampleInterval)
-	bytes0, body0 := counter.received(), body.received()
-	start, cpuStart := time.Now(), cpuTime()
-	syncCtx, cancel := context.WithTimeout(ctx, syncTimeout)
-	err = subj.start(syncCtx)
-	res.SyncSeconds = time.Since(start).Seconds()
-	res.SyncCPU = (cpuTime() - cpuStart).Seconds()
-	res.BytesReceived, res.BodyBytes = counter.received()-bytes0, body.received()-body0
-	res.HeapPeakSync = sampler.Stop()
-	if err == nil {
-		res.Objects = subj.objects(syncCtx)
-	}
-	cancel()
+	var bytes0, body0 int64
+	m, stopSubj, err := measureSync(ctx, subj, cfg.mode, cfg.memProfile, func(begin bool) {
+		if begin {
+			bytes0, body0 = counter.received(), body.received()
+		} else {
+			res.BytesReceived, res.BodyBytes = counter.received()-bytes0, body.received()-body0
+		}
+	})
 	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if serr := subj.stop(stopCtx); serr != nil && err == nil {
-			err = fmt.Errorf("stop %s: %w", cfg.mode, serr)
+		if serr := stopSubj(); serr != nil && err == nil {
+			err = serr
 		}
 	}()
+	res.Objects, res.SyncSeconds, res.SyncCPU = m.objects, m.seconds, m.cpu
+	res.HeapBaseline, res.HeapPeakSync, res.HeapSynced = m.baseline, m.peak, m.synced
 	if err != nil {
-		return res, fmt.Errorf("initial sync: %w", err)
-	}
-	res.HeapSynced = liveHeapBytes()
-	if cfg.memProfile != "" {
-		if err := writeHeapProfile(cfg.memProfile); err != nil {
-			return res, err
-		}
+		return res, err
 	}
 	return res, nil
 }
