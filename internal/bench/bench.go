@@ -223,16 +223,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) 
 	if len(runs) == 1 {
 		runs = slices.Repeat(runs, len(ns))
 	}
-	rawFile, err := createOut(cfg.Out, cfg.CPUProfile, cfg.MemProfile, "runs.jsonl")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := rawFile.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close runs.jsonl: %w", cerr)
-		}
-	}()
-	bp, err := startBenchPlane(stderr, "default suite")
+	bp, err := startSuite(cfg.Out, cfg.CPUProfile, cfg.MemProfile, "runs.jsonl", "default suite", stderr)
 	if err != nil {
 		return err
 	}
@@ -247,7 +238,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) 
 	var results []Result
 	var pop population
 	ch := &churner{cs: cs, workers: cfg.Workers}
-	enc := json.NewEncoder(rawFile)
+	enc := json.NewEncoder(bp.runs)
 	vs := variants(cfg.ReaderJSON, cfg.InformerJSON, cfg.Strip)
 	for i, n := range ns {
 		fmt.Fprintf(stderr, "bench: N=%d: creating objects (%d workers)\n", n, cfg.Workers)

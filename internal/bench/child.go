@@ -110,10 +110,7 @@ func runChild(ctx context.Context, cfg childConfig, in io.Reader, out io.Writer)
 // measureChild runs the phases: sync, churn, relist.
 func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send func(message) error) (res Result, err error) {
 	res.Mode, res.Content = cfg.mode, cfg.content
-	if cfg.memProfile != "" {
-		runtime.MemProfileRate = 4096 // finer than the default 512 KiB: the reader's heap is small
-	}
-	stopProfile, err := startCPUProfile(cfg.cpuProfile)
+	restCfg, stopProfile, err := childSetup(cfg)
 	if err != nil {
 		return res, err
 	}
@@ -122,10 +119,6 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 			err = perr
 		}
 	}()
-	restCfg, err := childRESTConfig(cfg.kubeconfig)
-	if err != nil {
-		return res, err
-	}
 	switch cfg.content {
 	case ContentDefault:
 	case ContentJSON:
@@ -293,15 +286,23 @@ func startCPUProfile(path string) (stop func() error, err error) {
 	}, nil
 }
 
-// childRESTConfig loads a child's kubeconfig, without a client-side rate limit: the server sets
-// the pace.
-func childRESTConfig(kubeconfig string) (*rest.Config, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+// childSetup prepares a child of either suite: finer heap profiling when asked for, its CPU
+// profile (stopProfile ends it), and its rest.Config from its kubeconfig, without a client-side
+// rate limit: the server sets the pace.
+func childSetup(cfg childConfig) (restCfg *rest.Config, stopProfile func() error, err error) {
+	if cfg.memProfile != "" {
+		runtime.MemProfileRate = 4096 // finer than the default 512 KiB: the reader's heap is small
 	}
-	cfg.QPS, cfg.Burst = -1, 0
-	return cfg, nil
+	restCfg, err = clientcmd.BuildConfigFromFlags("", cfg.kubeconfig)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load kubeconfig %s: %w", cfg.kubeconfig, err)
+	}
+	restCfg.QPS, restCfg.Burst = -1, 0
+	stopProfile, err = startCPUProfile(cfg.cpuProfile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return restCfg, stopProfile, nil
 }
 
 // writeHeapProfile writes the heap profile (after a GC) to path.

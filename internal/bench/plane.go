@@ -14,12 +14,28 @@ import (
 )
 
 // benchPlane is a suite's control plane: children read it through kubeconfig, the parent writes
-// through cs (no client-side rate limit).
+// through cs (no client-side rate limit) and records each run in runs.
 type benchPlane struct {
+	runs       *os.File
 	plane      *testenv.Plane
 	tmp        string // holds kubeconfig
 	kubeconfig string
 	cs         *kubernetes.Clientset
+}
+
+// startSuite creates the output folders and the runs file runsName in out, then starts etcd and a
+// kube-apiserver that takes many requests at once, and says so on stderr.
+func startSuite(out, cpuProfile, memProfile, runsName, suite string, stderr io.Writer) (*benchPlane, error) {
+	runs, err := createOut(out, cpuProfile, memProfile, runsName)
+	if err != nil {
+		return nil, err
+	}
+	b, err := startBenchPlane(stderr, suite)
+	if err != nil {
+		return nil, errors.Join(err, runs.Close())
+	}
+	b.runs = runs
+	return b, nil
 }
 
 // startBenchPlane starts etcd and a kube-apiserver that takes many requests at once, and says so
@@ -54,9 +70,14 @@ func startBenchPlane(stderr io.Writer, suite string) (b *benchPlane, err error) 
 	return b, nil
 }
 
-// stop stops the control plane and removes the kubeconfig.
+// stop stops the control plane, removes the kubeconfig and closes the runs file.
 func (b *benchPlane) stop() error {
 	err := b.plane.Stop()
+	if b.runs != nil {
+		if cerr := b.runs.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close %s: %w", b.runs.Name(), cerr))
+		}
+	}
 	if b.tmp != "" {
 		if rerr := os.RemoveAll(b.tmp); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("remove %s: %w", b.tmp, rerr))

@@ -170,16 +170,7 @@ func RunScope(ctx context.Context, cfg ScopeConfig, stdout, stderr io.Writer) (e
 	if len(runs) == 1 {
 		runs = slices.Repeat(runs, len(ns))
 	}
-	rawFile, err := createOut(cfg.Out, cfg.CPUProfile, cfg.MemProfile, scopeRunsFile)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := rawFile.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close %s: %w", scopeRunsFile, cerr)
-		}
-	}()
-	bp, err := startBenchPlane(stderr, "scope suite")
+	bp, err := startSuite(cfg.Out, cfg.CPUProfile, cfg.MemProfile, scopeRunsFile, "scope suite", stderr)
 	if err != nil {
 		return err
 	}
@@ -193,7 +184,7 @@ func RunScope(ctx context.Context, cfg ScopeConfig, stdout, stderr io.Writer) (e
 	started := time.Now()
 	var results []ScopeResult
 	have := 0
-	enc := json.NewEncoder(rawFile)
+	enc := json.NewEncoder(bp.runs)
 	for i, n := range ns {
 		fmt.Fprintf(stderr, "bench: N=%d: creating pods on %d nodes (%d workers)\n", n, scopeNodes, cfg.Workers)
 		if have, err = populatePods(ctx, cs, have, n, cfg.Workers, stderr); err != nil {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -174,10 +173,7 @@ func runScopeChild(ctx context.Context, cfg childConfig, out io.Writer) error {
 // measureScopeChild measures the initial sync as measureChild does, and counts the bytes read from
 // the network during it.
 func measureScopeChild(ctx context.Context, cfg childConfig) (res ScopeResult, err error) {
-	if cfg.memProfile != "" {
-		runtime.MemProfileRate = 4096 // as measureChild
-	}
-	stopProfile, err := startCPUProfile(cfg.cpuProfile)
+	restCfg, stopProfile, err := childSetup(cfg)
 	if err != nil {
 		return res, err
 	}
@@ -186,10 +182,6 @@ func measureScopeChild(ctx context.Context, cfg childConfig) (res ScopeResult, e
 			err = perr
 		}
 	}()
-	restCfg, err := childRESTConfig(cfg.kubeconfig)
-	if err != nil {
-		return res, err
-	}
 	counter := newByteCounter()
 	restCfg.Dial = counter.dial
 	body := &bodyCounter{}
