@@ -629,6 +629,16 @@ func joinLines(lines []string) string {
 	return out
 }
 
+// modelScenarios are the scenarios TestModel runs.
+var modelScenarios = []modelScenario{
+	{name: "integer versions"},
+	{name: "versions that are not integers", opaque: true},
+	{name: "restore without a revision bump", rollback: true},
+	{name: "a selector that objects leave and match again", selector: true},
+	{name: "a stream per namespace", namespaces: true},
+	{name: "a stream per namespace, a selector, a restore", namespaces: true, selector: true, rollback: true},
+}
+
 // TestModel runs the model for fixed seeds and one random seed per scenario, logging the random one.
 func TestModel(t *testing.T) {
 	n := *modelSeeds
@@ -638,19 +648,11 @@ func TestModel(t *testing.T) {
 			n = v
 		}
 	}
-	scenarios := []modelScenario{
-		{name: "integer versions"},
-		{name: "versions that are not integers", opaque: true},
-		{name: "restore without a revision bump", rollback: true},
-		{name: "a selector that objects leave and match again", selector: true},
-		{name: "a stream per namespace", namespaces: true},
-		{name: "a stream per namespace, a selector, a restore", namespaces: true, selector: true, rollback: true},
-	}
 	random := uint64(time.Now().UnixNano())
 	if v, err := strconv.ParseUint(os.Getenv("WATCHLIST_MODEL_SEED"), 10, 64); err == nil {
 		random = v
 	}
-	for _, sc := range scenarios {
+	for _, sc := range modelScenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Logf("seeds 1..%d and random seed %d (WATCHLIST_MODEL_SEED=%d replays it)", n, random, random)
 			var total modelCounts
@@ -679,12 +681,22 @@ func seqSeeds(n int) []uint64 {
 	return out
 }
 
-func TestModelDebug(t *testing.T) {
+// TestModelReplay replays one seed of one scenario with its whole trace, for debugging a failure:
+//
+//	MODEL_SEED=22341 MODEL_SCENARIO="a stream per namespace, a selector, a restore" go test -run TestModelReplay -v .
+func TestModelReplay(t *testing.T) {
 	seed, _ := strconv.ParseUint(os.Getenv("MODEL_SEED"), 10, 64)
 	if seed == 0 {
 		t.Skip("MODEL_SEED not set")
 	}
+	name := os.Getenv("MODEL_SCENARIO")
+	i := slices.IndexFunc(modelScenarios, func(sc modelScenario) bool { return sc.name == name })
+	if i < 0 {
+		t.Fatalf("MODEL_SCENARIO %q is none of the scenarios", name)
+	}
 	traceLines = 100000
-	_, err := runModel(seed, modelScenario{name: "debug", rollback: os.Getenv("MODEL_ROLLBACK") != "", opaque: os.Getenv("MODEL_OPAQUE") != ""}, 400)
-	t.Log(err)
+	defer func() { traceLines = 25 }()
+	if _, err := runModel(seed, modelScenarios[i], 400); err != nil {
+		t.Fatal(err)
+	}
 }
