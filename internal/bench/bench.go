@@ -135,20 +135,31 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	cfg := Config{Rate: *rate, Churn: time.Duration(*churn * float64(time.Second)), Out: *out, CPUProfile: *cpuProf,
 		MemProfile: *memProf, ReaderJSON: *jsonRd, InformerJSON: *jsonInf, Strip: *stripInf, Workers: *workers, Resync: *resync}
-	var err error
-	if cfg.Ns, err = parseInts(*ns); err != nil {
+	return runSuite(stderr, *ns, *runs, func(ns, runs []int) error {
+		cfg.Ns, cfg.Runs = ns, runs
+		return cfg.validate()
+	}, func() error { return Run(ctx, cfg, stdout, stderr) })
+}
+
+// runSuite parses the -n and -runs flags and hands them to set, which validates the suite's
+// config, then runs it; it returns Main's exit code: 2 for a bad command line, 1 for a run that
+// failed.
+func runSuite(stderr io.Writer, nsFlag, runsFlag string, set func(ns, runs []int) error, run func() error) int {
+	ns, err := parseInts(nsFlag)
+	if err != nil {
 		fmt.Fprintf(stderr, "bench: -n: %v\n", err)
 		return 2
 	}
-	if cfg.Runs, err = parseInts(*runs); err != nil {
+	runs, err := parseInts(runsFlag)
+	if err != nil {
 		fmt.Fprintf(stderr, "bench: -runs: %v\n", err)
 		return 2
 	}
-	if err := cfg.validate(); err != nil {
+	if err := set(ns, runs); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 2
 	}
-	if err := Run(ctx, cfg, stdout, stderr); err != nil {
+	if err := run(); err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}

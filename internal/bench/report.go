@@ -23,14 +23,17 @@ const (
 
 const mib = 1 << 20
 
-// Metric is one row kind of the table: a value taken from each Result, summarized by the median.
-type Metric struct {
+// MetricOf is one row kind of a table: a value taken from each result R, summarized by the median.
+type MetricOf[R any] struct {
 	Key      string // CSV name
 	Label    string // table name
 	Unit     string
 	Decimals int
-	Value    func(Result) float64
+	Value    func(R) float64
 }
+
+// Metric is one row kind of the default suite's table.
+type Metric = MetricOf[Result]
 
 // Metrics are the table's rows for each N, in order.
 var Metrics = []Metric{

@@ -139,24 +139,10 @@ func mainScope(ctx context.Context, fs *flag.FlagSet, f scopeFlags, stdout, stde
 		return 0
 	}
 	cfg := ScopeConfig{Out: f.out, CPUProfile: f.cpuProfile, MemProfile: f.memProfile, Workers: f.workers}
-	var err error
-	if cfg.Ns, err = parseInts(f.ns); err != nil {
-		fmt.Fprintf(stderr, "bench: -n: %v\n", err)
-		return 2
-	}
-	if cfg.Runs, err = parseInts(f.runs); err != nil {
-		fmt.Fprintf(stderr, "bench: -runs: %v\n", err)
-		return 2
-	}
-	if err := cfg.validate(); err != nil {
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return 2
-	}
-	if err := RunScope(ctx, cfg, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return 1
-	}
-	return 0
+	return runSuite(stderr, f.ns, f.runs, func(ns, runs []int) error {
+		cfg.Ns, cfg.Runs = ns, runs
+		return cfg.validate()
+	}, func() error { return RunScope(ctx, cfg, stdout, stderr) })
 }
 
 // RunScope starts a control plane, creates pods spread over scopeNodes nodes, measures every

@@ -10,15 +10,8 @@ import (
 	"strings"
 )
 
-// ScopeMetric is one row kind of the scope tables: a value taken from each ScopeResult,
-// summarized by the median.
-type ScopeMetric struct {
-	Key      string // CSV name
-	Label    string // table name
-	Unit     string
-	Decimals int
-	Value    func(ScopeResult) float64
-}
+// ScopeMetric is one row kind of the scope tables.
+type ScopeMetric = MetricOf[ScopeResult]
 
 // ScopeMetrics are the scope tables' rows for each N, in order.
 var ScopeMetrics = []ScopeMetric{
