@@ -36,6 +36,16 @@ func reviewEntries(t *testing.T, ch chan reader.Entry) []string {
 	}
 }
 
+// relistFixture returns an output on a buffered channel, with the sink of its current set and that
+// of a relist's new set in the other slot, not yet overlapping (beginOverlap makes it so).
+func relistFixture() (o *output, ch chan reader.Entry, cur, cand setSink) {
+	ch = make(chan reader.Entry, 64)
+	o = newOutput(ch, 0, newStats(), logr.Discard())
+	next := newTestSet()
+	next.slot = 1
+	return o, ch, setSink{o: o, set: newTestSet()}, setSink{o: o, set: next}
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -53,10 +63,8 @@ func must(t *testing.T, err error) {
 // view forever (promise 5).
 func TestTokenOrderIsNotStateOrder(t *testing.T) {
 	ctx := context.Background()
-	ch := make(chan reader.Entry, 64)
-	o := newOutput(ch, 0, newStats(), logr.Discard())
-	cur, cand := newTestSet(), newTestSet()
-	curSink, candSink := setSink{o: o, set: cur}, setSink{o: o, set: cand}
+	o, ch, curSink, candSink := relistFixture()
+	cur, cand := curSink.set, candSink.set
 
 	// The current set's first state: A at 95, whole at 100.
 	t1 := curSink.BeginSync(reader.OTPod)
@@ -98,10 +106,8 @@ func TestTokenOrderIsNotStateOrder(t *testing.T) {
 // then the newer version a second time (promise 3).
 func TestOpaqueSwapInFlight(t *testing.T) {
 	ctx := context.Background()
-	ch := make(chan reader.Entry, 64)
-	o := newOutput(ch, 0, newStats(), logr.Discard())
-	cur, cand := newTestSet(), newTestSet()
-	curSink, candSink := setSink{o: o, set: cur}, setSink{o: o, set: cand}
+	o, ch, curSink, candSink := relistFixture()
+	cur, cand := curSink.set, candSink.set
 
 	t1 := curSink.BeginSync(reader.OTPod)
 	must(t, curSink.Observe(ctx, reader.OTPod, watch.Added, pod(uidA, "x5"), t1))
