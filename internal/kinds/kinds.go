@@ -26,7 +26,7 @@ type Kind struct {
 	Object reader.ObjectType
 	// Resource is the group, version and plural resource name, e.g. core/v1 "pods".
 	Resource schema.GroupVersionResource
-	// Namespaced says whether objects live in namespaces (they are always watched cluster-wide).
+	// Namespaced says whether objects live in namespaces (WithNamespaces then reads them per namespace).
 	Namespaced bool
 
 	client func(*kubernetes.Clientset) rest.Interface
