@@ -131,6 +131,26 @@ func TestFallbackWhenWatchListIsOff(t *testing.T) {
 		t.Logf("synced in %s through the fallback; %d writes, %d entries checked", took.Round(time.Millisecond), writes, rr.c.total())
 	})
 
+	t.Run("custom resource", func(t *testing.T) {
+		installCRDsOn(t, old.Config)
+		dyn := dynamicFor(t, old.Config)
+		ns := newNamespace(t, old.Clientset, "resources")
+		createResources(t, dyn, widgets, ns, "w-", 5)
+		timing := fastTiming()
+		timing.PageSize = 2 // several pages, each decoded as an unstructured list
+		rr := startReader(t, old.Config, 0, WithResources(widgets), withTiming(timing))
+		snapshot := resourceSnapshot(dyn, widgets)
+		rr.c.awaitView(t, "the server", 20*time.Second, snapshot)
+		ch := churnResources(t, dyn, ns, 13, 10*time.Millisecond, widgets)
+		time.Sleep(2 * time.Second)
+		writes := ch.stop()
+		rr.c.awaitView(t, "the server", 30*time.Second, snapshot)
+		if n := rr.r.stats.restartsOfID(kindID(t, rr.r, widgets), stream.ReasonFallback); n != 1 {
+			t.Errorf("%d fallback restarts of the widgets' stream, want 1", n)
+		}
+		t.Logf("widgets through the fallback: %d writes, %d entries checked", writes, rr.c.total())
+	})
+
 	t.Run("not served", func(t *testing.T) {
 		err, _ := runErr(t, old.Config, RTIngressController)
 		if !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "ingresses") {

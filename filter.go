@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/reader"
 )
 
@@ -46,19 +47,19 @@ type filter struct {
 	tokens atomic.Uint32
 	// perNamespace: the kind is read by one stream per namespace, so complete states, floors and
 	// rollbacks are per namespace (a scope); otherwise a kind is one scope. Set before any event.
-	perNamespace [numObjectTypes]bool
+	perNamespace [kinds.IDs]bool
 	// scopes holds, by scope, the marks of its complete states (see scopeMarks).
 	scopes map[scopeKey]*scopeMarks
 	// opaque says a kind's versions are not integers; read without output's lock (by a swap).
-	opaque [numObjectTypes]atomic.Bool
+	opaque [kinds.IDs]atomic.Bool
 	// tombs are deleted identities kept while an older version may still arrive (see remove).
 	tombs []tomb
 	// live counts the live identities of each kind; read without output's lock (by a metrics
 	// scrape, which must not wait for the consumer).
-	live [numObjectTypes]atomic.Int64
+	live [kinds.IDs]atomic.Int64
 }
 
-// numObjectTypes bounds reader.ObjectType values.
+// numObjectTypes bounds kinds.ID values.
 const numObjectTypes = int(reader.OTEndpointSlice) + 1
 
 // uidKey is a UID in 16 bytes: a UUID's bytes, or for any other UID a hash of it.
@@ -74,14 +75,14 @@ type record struct {
 	// order says nothing of the states' resourceVersions: a sweep asks only "did this state hold
 	// it", and one set's states come one after another.
 	marks [2]uint32
-	kind  reader.ObjectType
+	kind  kinds.ID
 	dead  bool // a tombstone: rv is the version at or below which the object is known gone from the scope
 	void  bool // rv came from a history the server lost (a rollback): any version of a complete state replaces it
 }
 
 // scopeKey names what one stream's complete state covers: a kind, in one namespace or in all ("").
 type scopeKey struct {
-	kind      reader.ObjectType
+	kind      kinds.ID
 	namespace string
 }
 
@@ -98,7 +99,7 @@ type scopeMarks struct {
 }
 
 // scope returns the marks of the scope an object of kind in namespace belongs to.
-func (f *filter) scope(kind reader.ObjectType, namespace string) *scopeMarks {
+func (f *filter) scope(kind kinds.ID, namespace string) *scopeMarks {
 	if !f.perNamespace[kind] {
 		namespace = ""
 	}
@@ -112,7 +113,7 @@ func (f *filter) scope(kind reader.ObjectType, namespace string) *scopeMarks {
 }
 
 // inScope reports whether rec belongs to the scope of kind and namespace ("" is every namespace).
-func inScope(rec record, kind reader.ObjectType, namespace string) bool {
+func inScope(rec record, kind kinds.ID, namespace string) bool {
 	return rec.kind == kind && (namespace == "" || len(rec.name) > len(namespace) &&
 		rec.name[len(namespace)] == '/' && rec.name[:len(namespace)] == namespace)
 }
@@ -128,7 +129,7 @@ type floorMark struct {
 // tomb names a tombstone to remove once no stream can bring back an older version.
 type tomb struct {
 	key  uidKey
-	kind reader.ObjectType
+	kind kinds.ID
 	rv   version
 }
 
@@ -205,7 +206,7 @@ func (f *filter) beginSync() uint32 {
 // decide returns the entry an event becomes, or CTUnknown to drop it. sync is the token of the
 // complete state the object belongs to, 0 for a change; an object of a complete state stamps its
 // identity.
-func (f *filter) decide(k uidKey, kind reader.ObjectType, namespace string, t watch.EventType, rv version, slot int, sync uint32) reader.ChangeType {
+func (f *filter) decide(k uidKey, kind kinds.ID, namespace string, t watch.EventType, rv version, slot int, sync uint32) reader.ChangeType {
 	rec, known := f.objects[k]
 	if known && rec.dead {
 		if rec.rv.opaque() || rv.opaque() || !rv.newerThan(rec.rv) {
@@ -240,7 +241,7 @@ func (f *filter) decide(k uidKey, kind reader.ObjectType, namespace string, t wa
 }
 
 // commit records an entry that was delivered.
-func (f *filter) commit(k uidKey, uid types.UID, kind reader.ObjectType, ct reader.ChangeType, namespace, name string, rv version, slot int, sync uint32) {
+func (f *filter) commit(k uidKey, uid types.UID, kind kinds.ID, ct reader.ChangeType, namespace, name string, rv version, slot int, sync uint32) {
 	if h := &f.scope(kind, namespace).high; !rv.opaque() && rv > h.rv {
 		h.rv, h.ended = rv, f.tokens.Load()
 	}
@@ -280,7 +281,7 @@ func (f *filter) remove(k uidKey, rv version) {
 // token sync of the set in slot, whole at s, did not hold and that were deleted by s: their last
 // version is not newer than s (or not comparable, or void). After a rollback every identity it did
 // not hold is gone.
-func (f *filter) gone(kind reader.ObjectType, namespace string, slot int, sync uint32, s version, rolledBack bool) []uidKey {
+func (f *filter) gone(kind kinds.ID, namespace string, slot int, sync uint32, s version, rolledBack bool) []uidKey {
 	var keys []uidKey
 	for k, rec := range f.objects {
 		if !inScope(rec, kind, namespace) || rec.dead || rec.marks[slot] == sync {
@@ -301,7 +302,7 @@ func (f *filter) gone(kind reader.ObjectType, namespace string, slot int, sync u
 // of the lost one. The identities the state held forget their versions, so that the next complete
 // state delivers each as it is now (unchanged objects too, once), tombstones go (a restored object
 // may live again), and the kind has no floor until then.
-func (f *filter) endSync(kind reader.ObjectType, namespace string, slot int, sync uint32, s version, rolledBack bool) {
+func (f *filter) endSync(kind kinds.ID, namespace string, slot int, sync uint32, s version, rolledBack bool) {
 	m := f.scope(kind, namespace)
 	if rolledBack {
 		for k, rec := range f.objects {
@@ -331,14 +332,14 @@ func (f *filter) endSync(kind reader.ObjectType, namespace string, slot int, syn
 // history went back: a server answers a complete state at its newest resourceVersion or later, yet
 // s is older than the kind's floor state, which ended before this one began, or than a version
 // delivered before it began.
-func (f *filter) wentBack(kind reader.ObjectType, namespace string, sync uint32, s version) bool {
+func (f *filter) wentBack(kind kinds.ID, namespace string, sync uint32, s version) bool {
 	older := func(m floorMark) bool { return m.rv != 0 && sync > m.ended && s.atMost(m.rv) && s != m.rv }
 	m := f.scope(kind, namespace)
 	return older(m.floor) || older(m.high)
 }
 
 // sawVersion notes a version of kind, and reports whether the kind's versions are not integers.
-func (f *filter) sawVersion(kind reader.ObjectType, v version) bool {
+func (f *filter) sawVersion(kind kinds.ID, v version) bool {
 	if v.opaque() && !f.opaque[kind].Load() {
 		f.opaque[kind].Store(true)
 	}
@@ -346,14 +347,14 @@ func (f *filter) sawVersion(kind reader.ObjectType, v version) bool {
 }
 
 // stale reports whether the complete state with token sync began before the kind's last rollback.
-func (f *filter) stale(kind reader.ObjectType, namespace string, sync uint32) bool {
+func (f *filter) stale(kind kinds.ID, namespace string, sync uint32) bool {
 	return sync <= f.scope(kind, namespace).rolledBack
 }
 
 // progress says the stream of kind in namespace ("" for all) has seen every event up to rv: tombstones at or below it can go,
 // unless two sets of streams still run. A tombstone is judged by its record, which may have come
 // back to life (and died again) since the tomb was listed.
-func (f *filter) progress(kind reader.ObjectType, namespace string, rv version, overlap bool) {
+func (f *filter) progress(kind kinds.ID, namespace string, rv version, overlap bool) {
 	if overlap || len(f.tombs) == 0 {
 		return
 	}

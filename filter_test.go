@@ -153,11 +153,11 @@ func playSteps(t *testing.T, steps []step) (*output, []string) {
 		var err error
 		switch s.op {
 		case "begin":
-			token = sink.BeginSync(reader.OTPod)
+			token = sink.BeginSync(podID)
 		case "end", "rollback":
-			err = sink.EndSync(ctx, reader.OTPod, token, s.rv, s.op == "rollback")
+			err = sink.EndSync(ctx, podID, token, s.rv, s.op == "rollback")
 		case "progress":
-			err = sink.Progress(ctx, reader.OTPod, s.rv)
+			err = sink.Progress(ctx, podID, s.rv)
 		case "overlap":
 			o.beginOverlap(newTestSet())
 		default:
@@ -165,7 +165,7 @@ func playSteps(t *testing.T, steps []step) (*output, []string) {
 			if s.sync {
 				sync = token
 			}
-			err = sink.Observe(ctx, reader.OTPod, s.event, pod(s.uid, s.rv), sync)
+			err = sink.Observe(ctx, podID, s.event, pod(s.uid, s.rv), sync)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -215,7 +215,7 @@ func TestSendCancelledIsNotRecorded(t *testing.T) {
 	sink := setSink{o: o, set: newTestSet()}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := sink.Observe(ctx, reader.OTPod, watch.Added, pod(uidA, "10"), 0); err == nil {
+	if err := sink.Observe(ctx, podID, watch.Added, pod(uidA, "10"), 0); err == nil {
 		t.Fatal("Observe with a cancelled context and no reader returned nil")
 	}
 	if n := len(o.filter.objects); n != 0 {
@@ -266,7 +266,7 @@ func filterHeap(n int) (perObject, nameBytes float64) {
 	f := newFilter(0)
 	for _, p := range pods {
 		k, _ := keyOf(p.UID)
-		f.commit(k, p.UID, reader.OTPod, reader.CTAdd, p.Namespace, p.Name, parseVersion(p.ResourceVersion), 0, 0)
+		f.commit(k, p.UID, podID, reader.CTAdd, p.Namespace, p.Name, parseVersion(p.ResourceVersion), 0, 0)
 	}
 	after := heapInUse()
 	runtime.KeepAlive(f)
@@ -291,3 +291,6 @@ func TestFilterBytesPerObject(t *testing.T) {
 		t.Errorf("filter uses %.1f B/object beyond namespace and name; the target is at most 100", perObject-names)
 	}
 }
+
+// podID is the filter's key for pods.
+const podID = kinds.ID(reader.OTPod)

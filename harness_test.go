@@ -2,6 +2,7 @@ package watchlist
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/go-logr/logr/testr"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -56,6 +58,25 @@ var getters = map[reader.ObjectType]func(reader.Entry) error{
 	reader.OTIngressController:  func(e reader.Entry) error { _, err := e.IngressController(); return err },
 	reader.OTEndpoint:           func(e reader.Entry) error { _, err := e.Endpoint(); return err },
 	reader.OTEndpointSlice:      func(e reader.Entry) error { _, err := e.EndpointSlice(); return err },
+	reader.OTResource:           checkResourceEntry,
+}
+
+// checkResourceEntry checks an entry of WithResources: it names its resource and holds an
+// *unstructured.Unstructured with its apiVersion and kind, and a typed getter refuses it.
+func checkResourceEntry(e reader.Entry) error {
+	u, ok := e.Object().(*unstructured.Unstructured)
+	switch {
+	case !ok:
+		return fmt.Errorf("holds %T, want *unstructured.Unstructured", e.Object())
+	case e.Resource().Resource == "" || e.Resource().Version == "":
+		return fmt.Errorf("names no resource: %v", e.Resource())
+	case u.GetAPIVersion() != e.Resource().GroupVersion().String() || u.GetKind() == "":
+		return fmt.Errorf("apiVersion %q kind %q, want the resource's %s", u.GetAPIVersion(), u.GetKind(), e.Resource().GroupVersion())
+	}
+	if _, err := e.Pod(); err == nil {
+		return errors.New("Pod() accepted it")
+	}
+	return nil
 }
 
 // testenvKind names each ObjectType as package testenv does.
@@ -71,6 +92,7 @@ var testenvKind = map[reader.ObjectType]string{
 // viewItem is what the collector knows of one live object.
 type viewItem struct {
 	kind      reader.ObjectType
+	resource  string // OTResource's, as "widgets.stable.example.com"
 	name      string
 	rv        string
 	namespace string
@@ -217,7 +239,7 @@ func (c *collector) check(e reader.Entry) {
 		c.deleted[uid] = true
 		return
 	}
-	c.view[uid] = viewItem{kind: e.ObjectType(), name: m.GetName(), namespace: m.GetNamespace(), rv: rv}
+	c.view[uid] = viewItem{kind: e.ObjectType(), resource: e.Resource().GroupResource().String(), name: m.GetName(), namespace: m.GetNamespace(), rv: rv}
 }
 
 // total counts the entries seen so far.
@@ -301,7 +323,11 @@ func (c *collector) diff(snap map[types.UID]testenv.Item) []string {
 	c.mu.Lock()
 	view := make(map[types.UID]testenv.Item, len(c.view))
 	for uid, v := range c.view {
-		view[uid] = testenv.Item{Kind: testenvKind[v.kind], Namespace: v.namespace, Name: v.name, ResourceVersion: v.rv}
+		kind := testenvKind[v.kind]
+		if v.kind == reader.OTResource {
+			kind = v.resource
+		}
+		view[uid] = testenv.Item{Kind: kind, Namespace: v.namespace, Name: v.name, ResourceVersion: v.rv}
 	}
 	c.mu.Unlock()
 	return testenv.Diff(snap, view)

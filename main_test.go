@@ -4,6 +4,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/watchlist-go/watchlist/internal/testenv"
 )
 
@@ -26,4 +29,7 @@ var shared = testenv.NewShared(testenv.Options{
 // plane returns the shared control plane, starting it if no test did yet.
 func plane(t testing.TB) *testenv.Plane { return shared.Get(t) }
 
-func TestMain(m *testing.M) { os.Exit(shared.RunMain(m)) }
+func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard()) // envtest's CRD helpers log through controller-runtime
+	os.Exit(shared.RunMain(m))
+}

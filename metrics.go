@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/watchlist-go/watchlist/reader"
+	"github.com/watchlist-go/watchlist/internal/kinds"
 )
 
 // WithMetrics registers the reader's metrics with reg (for example prometheus.DefaultRegisterer, or
@@ -73,38 +73,42 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	var live map[reader.ObjectType]int
+	var live map[kinds.ID]int
 	m.r.mu.Lock()
 	o, kindsWatched := m.r.output, m.r.kinds
 	m.r.mu.Unlock()
 	if o != nil {
 		live = o.live()
 	}
+	label := make(map[kinds.ID]string, len(kindsWatched))
+	for _, k := range kindsWatched {
+		label[k.ID] = k.Label()
+	}
 
 	s := m.r.stats
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, n := range s.entries {
-		counter(descEntries, n, k.kind.String(), k.change.String())
+		counter(descEntries, n, label[k.kind], k.change.String())
 	}
 	for k, n := range s.drops {
-		counter(descDropped, n, k.String())
+		counter(descDropped, n, label[k])
 	}
 	for k, n := range s.synthesized {
-		counter(descSynthesized, n, k.String())
+		counter(descSynthesized, n, label[k])
 	}
 	for k, n := range s.restarts {
-		counter(descStarts, n, k.kind.String(), string(k.reason))
+		counter(descStarts, n, label[k.kind], string(k.reason))
 	}
 	for _, k := range kindsWatched {
 		fallback := 0.0
-		if s.fallback[k.Object] > 0 {
+		if s.fallback[k.ID] > 0 {
 			fallback = 1
 		}
-		gauge(descFallback, fallback, k.Object.String())
-		gauge(descObjects, float64(live[k.Object]), k.Object.String())
-		if t, ok := s.lastEvent[k.Object]; ok {
-			gauge(descLastEvent, float64(t.UnixNano())/1e9, k.Object.String())
+		gauge(descFallback, fallback, k.Label())
+		gauge(descObjects, float64(live[k.ID]), k.Label())
+		if t, ok := s.lastEvent[k.ID]; ok {
+			gauge(descLastEvent, float64(t.UnixNano())/1e9, k.Label())
 		}
 	}
 	counter(descRelists, s.relists)

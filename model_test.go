@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/internal/stream"
 	"github.com/watchlist-go/watchlist/reader"
 )
@@ -185,7 +186,7 @@ type mStream struct {
 // begin starts a complete state: it takes the token now, and the server serves the request now or
 // at the stream's next step, at its head then (so the order of tokens is not that of states).
 func (st *mStream) begin(s *mServer, rng *rand.Rand) {
-	st.token = st.sink.BeginSync(st.kind)
+	st.token = st.sink.BeginSync(kinds.ID(st.kind))
 	st.syncing, st.pending, st.state = true, true, nil
 	if rng.IntN(2) == 0 {
 		st.serve(s, rng)
@@ -226,12 +227,12 @@ func (st *mStream) step(ctx context.Context, s *mServer, rng *rand.Rand) error {
 	case st.syncing && len(st.state) > 0:
 		w := st.state[0]
 		st.state = st.state[1:]
-		return st.sink.Observe(ctx, st.kind, watch.Added, s.object(w), st.token)
+		return st.sink.Observe(ctx, kinds.ID(st.kind), watch.Added, s.object(w), st.token)
 	case st.syncing:
 		st.syncing = false
 		rolledBack := st.before != 0 && st.at < st.before
 		st.before = 0
-		err := st.sink.EndSync(ctx, st.kind, st.token, s.version(st.at), rolledBack)
+		err := st.sink.EndSync(ctx, kinds.ID(st.kind), st.token, s.version(st.at), rolledBack)
 		if modelTrace != nil {
 			modelTrace(fmt.Sprintf("    end of %s state %d at %d (rolled back %v): %v", st.kind, st.token, st.at, rolledBack, err))
 		}
@@ -245,14 +246,14 @@ func (st *mStream) step(ctx context.Context, s *mServer, rng *rand.Rand) error {
 	}
 	if w := st.next(s); w != nil {
 		st.at = w.rv
-		if err := st.sink.Observe(ctx, st.kind, w.t, s.object(*w), 0); err != nil {
+		if err := st.sink.Observe(ctx, kinds.ID(st.kind), w.t, s.object(*w), 0); err != nil {
 			return err
 		}
-		return st.sink.Progress(ctx, st.kind, s.version(w.rv))
+		return st.sink.Progress(ctx, kinds.ID(st.kind), s.version(w.rv))
 	}
 	if st.at < s.head {
 		st.at = s.head
-		return st.sink.Progress(ctx, st.kind, s.version(st.at))
+		return st.sink.Progress(ctx, kinds.ID(st.kind), s.version(st.at))
 	}
 	return nil
 }
@@ -465,7 +466,7 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 	var cand *mSet
 	restored := false // one restore a run: a second one before every stream saw the first is not told apart
 	swap := func() {
-		for _, i := range o.swap(cur.set, cand.set, func(i int) reader.ObjectType { return cand.set.specs[i].kind.Object }) {
+		for _, i := range o.swap(cur.set, cand.set) {
 			trace = append(trace, fmt.Sprintf("resync %s", cand.set.specs[i].kind.Object))
 			counts.resyncs++
 			cand.streams[i].begin(s, rng)

@@ -74,14 +74,14 @@ func (o *output) beginOverlap(next *streamSet) {
 // takes no lock: a step of old already under way completes in order; none starts after. It returns
 // the streams of next that must take their complete state again: those of kinds whose versions are
 // not integers, which only the old set delivered while both ran.
-func (o *output) swap(old, next *streamSet, kindOf func(i int) reader.ObjectType) []int {
+func (o *output) swap(old, next *streamSet) []int {
 	old.role.Store(int32(roleRetired))
 	next.role.Store(int32(roleCurrent))
 	o.candidate.CompareAndSwap(next, nil)
 	o.markSynced()
 	var resync []int
-	for i := range next.done {
-		if o.filter.opaque[kindOf(i)].Load() {
+	for i, spec := range next.specs {
+		if o.filter.opaque[spec.kind.ID].Load() {
 			next.resyncing[i].Store(true)
 			resync = append(resync, i)
 		}
@@ -98,10 +98,10 @@ func (o *output) abandon(next *streamSet) {
 func (o *output) markSynced() { o.syncOnce.Do(func() { close(o.synced) }) }
 
 // send delivers e unless ctx ends first. The caller holds mu.
-func (o *output) send(ctx context.Context, e reader.Entry) error {
+func (o *output) send(ctx context.Context, kind kinds.ID, e reader.Entry) error {
 	select {
 	case o.out <- e:
-		o.stats.delivered(e)
+		o.stats.delivered(kind, e.ChangeType())
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -109,10 +109,12 @@ func (o *output) send(ctx context.Context, e reader.Entry) error {
 }
 
 // observe passes one event of set through the filter.
-func (o *output) observe(ctx context.Context, set *streamSet, i int, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error {
+func (o *output) observe(ctx context.Context, set *streamSet, i int, t watch.EventType, obj runtime.Object, sync uint32) error {
+	k := set.specs[i].kind
+	kind := k.ID
 	m, err := meta.Accessor(obj)
 	if err != nil {
-		return fmt.Errorf("%s event holds %T: %w", kind, obj, err)
+		return fmt.Errorf("%s event holds %T: %w", k, obj, err)
 	}
 	if err := o.mu.lock(ctx); err != nil {
 		return err
@@ -121,30 +123,34 @@ func (o *output) observe(ctx context.Context, set *streamSet, i int, kind reader
 	if set.retiredNow() || set.resyncing[i].Load() {
 		return nil // a newer set took over, or this stream's state is to be taken again
 	}
-	k, _ := keyOf(m.GetUID())
+	key, _ := keyOf(m.GetUID())
 	rv := parseVersion(m.GetResourceVersion())
 	if o.filter.sawVersion(kind, rv) && set.role.Load() == int32(roleCandidate) {
 		return nil // versions that cannot be ordered: only the current set delivers this kind
 	}
-	ct := o.filter.decide(k, kind, m.GetNamespace(), t, rv, set.slot, sync)
+	ct := o.filter.decide(key, kind, m.GetNamespace(), t, rv, set.slot, sync)
 	if o.log.Enabled() {
-		o.log.Info("event", "kind", kind.String(), "type", string(t), "namespace", m.GetNamespace(),
+		o.log.Info("event", "kind", k.Label(), "type", string(t), "namespace", m.GetNamespace(),
 			"name", m.GetName(), "resourceVersion", m.GetResourceVersion(), "sync", sync, "entry", ct.String())
 	}
 	if ct == reader.CTUnknown {
 		o.stats.dropped(kind)
 		return nil
 	}
-	if err := o.send(ctx, reader.NewEntry(ct, kind, obj)); err != nil {
+	e, err := k.Entry(ct, obj)
+	if err != nil {
 		return err
 	}
-	o.filter.commit(k, m.GetUID(), kind, ct, m.GetNamespace(), m.GetName(), rv, set.slot, sync)
+	if err := o.send(ctx, kind, e); err != nil {
+		return err
+	}
+	o.filter.commit(key, m.GetUID(), kind, ct, m.GetNamespace(), m.GetName(), rv, set.slot, sync)
 	return nil
 }
 
 // endSync closes the complete state with token sync of set's stream i, whole at rv: it delivers a
 // delete for every identity of kind the state found gone, and counts the stream synced.
-func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error {
+func (o *output) endSync(ctx context.Context, set *streamSet, i int, sync uint32, rv string, rolledBack bool) error {
 	if err := o.mu.lock(ctx); err != nil {
 		return err
 	}
@@ -152,7 +158,7 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 	if set.retiredNow() {
 		return nil
 	}
-	ns, metadata := set.specs[i].scope.Namespace, set.specs[i].scope.MetadataOnly
+	kind, ns := set.specs[i].kind.ID, set.specs[i].scope.Namespace
 	if !rolledBack && o.filter.stale(kind, ns, sync) {
 		return stream.ErrResync // what it held was judged against versions the server lost
 	}
@@ -165,7 +171,7 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 	// the filter, when it is older than a state that ended before this one began.
 	found := !rolledBack && o.filter.wentBack(kind, ns, sync, s)
 	rolledBack = rolledBack || found
-	if err := o.sweep(ctx, kind, ns, metadata, set.slot, sync, s, rolledBack); err != nil {
+	if err := o.sweep(ctx, set.specs[i], set.slot, sync, s, rolledBack); err != nil {
 		return err
 	}
 	o.filter.endSync(kind, ns, set.slot, sync, s, rolledBack)
@@ -178,28 +184,25 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, kind reader
 	return nil
 }
 
-// sweep delivers a delete for every identity of kind in namespace ("" for all) that the complete
-// state with token sync, whole at s, found gone, each carrying an object of its kind (or, for a
-// metadata-only stream, a PartialObjectMetadata) with namespace, name, UID and last
-// resourceVersion. Its tombstone stands at s: the object was gone by then. The caller holds mu.
-func (o *output) sweep(ctx context.Context, kind reader.ObjectType, namespace string, metadata bool, slot int, sync uint32, s version, rolledBack bool) error {
-	gone := o.filter.gone(kind, namespace, slot, sync, s, rolledBack)
-	if len(gone) == 0 {
-		return nil
-	}
-	k, ok := kinds.ByObject(kind)
-	if !ok {
-		return fmt.Errorf("no kind for object type %s", kind)
+// sweep delivers a delete for every identity in spec's scope that the complete state with token
+// sync, whole at s, found gone, each carrying an object of its kind (or, for a metadata-only
+// stream, a PartialObjectMetadata) with namespace, name, UID and last resourceVersion. Its
+// tombstone stands at s: the object was gone by then. The caller holds mu.
+func (o *output) sweep(ctx context.Context, spec streamSpec, slot int, sync uint32, s version, rolledBack bool) error {
+	k, kind := spec.kind, spec.kind.ID
+	gone := o.filter.gone(kind, spec.scope.Namespace, slot, sync, s, rolledBack)
+	tombstone := k.Tombstone
+	if spec.scope.MetadataOnly {
+		tombstone = k.MetadataTombstone
 	}
 	for _, key := range gone {
 		rec := o.filter.objects[key]
 		ns, name := splitName(rec.name)
-		tombstone := k.Tombstone
-		if metadata {
-			tombstone = k.MetadataTombstone
+		e, err := k.Entry(reader.CTDelete, tombstone(ns, name, o.filter.uidOf(key), rec.rv.String()))
+		if err != nil {
+			return err
 		}
-		obj := tombstone(ns, name, o.filter.uidOf(key), rec.rv.String())
-		if err := o.send(ctx, reader.NewEntry(reader.CTDelete, kind, obj)); err != nil {
+		if err := o.send(ctx, kind, e); err != nil {
 			return err
 		}
 		at := rec.rv
@@ -213,13 +216,13 @@ func (o *output) sweep(ctx context.Context, kind reader.ObjectType, namespace st
 }
 
 // progress passes the position of set's stream i on to the filter.
-func (o *output) progress(ctx context.Context, set *streamSet, i int, kind reader.ObjectType, rv string) error {
+func (o *output) progress(ctx context.Context, set *streamSet, i int, rv string) error {
 	if err := o.mu.lock(ctx); err != nil {
 		return err
 	}
 	defer o.mu.unlock()
 	if set.role.Load() == int32(roleCurrent) {
-		o.filter.progress(kind, set.specs[i].scope.Namespace, parseVersion(rv), o.overlap())
+		o.filter.progress(set.specs[i].kind.ID, set.specs[i].scope.Namespace, parseVersion(rv), o.overlap())
 	}
 	return nil
 }
@@ -235,11 +238,11 @@ func splitName(s string) (namespace, name string) {
 }
 
 // live returns how many objects of each kind the filter tracks. It takes no lock.
-func (o *output) live() map[reader.ObjectType]int {
-	m := make(map[reader.ObjectType]int)
+func (o *output) live() map[kinds.ID]int {
+	m := make(map[kinds.ID]int)
 	for kind := range o.filter.live {
 		if n := o.filter.live[kind].Load(); n > 0 {
-			m[reader.ObjectType(kind)] = int(n)
+			m[kinds.ID(kind)] = int(n)
 		}
 	}
 	return m
@@ -254,21 +257,22 @@ type setSink struct {
 
 // BeginSync takes no lock: a stream begins a complete state before it opens, and must be able to
 // open while another stream waits on a send that the consumer takes only once Run returned.
-func (s setSink) BeginSync(reader.ObjectType) uint32 {
+func (s setSink) BeginSync(kinds.ID) uint32 {
 	s.set.resyncing[s.i].Store(false)
 	return s.o.filter.beginSync()
 }
 
-func (s setSink) Observe(ctx context.Context, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error {
-	return s.o.observe(ctx, s.set, s.i, kind, t, obj, sync)
+// Observe, EndSync and Progress take the kind from the set's spec of stream i.
+func (s setSink) Observe(ctx context.Context, _ kinds.ID, t watch.EventType, obj runtime.Object, sync uint32) error {
+	return s.o.observe(ctx, s.set, s.i, t, obj, sync)
 }
 
-func (s setSink) EndSync(ctx context.Context, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error {
-	return s.o.endSync(ctx, s.set, s.i, kind, sync, rv, rolledBack)
+func (s setSink) EndSync(ctx context.Context, _ kinds.ID, sync uint32, rv string, rolledBack bool) error {
+	return s.o.endSync(ctx, s.set, s.i, sync, rv, rolledBack)
 }
 
-func (s setSink) Progress(ctx context.Context, kind reader.ObjectType, rv string) error {
-	return s.o.progress(ctx, s.set, s.i, kind, rv)
+func (s setSink) Progress(ctx context.Context, _ kinds.ID, rv string) error {
+	return s.o.progress(ctx, s.set, s.i, rv)
 }
 
 // ctxMutex is a mutex whose lock can be given up when a context ends.

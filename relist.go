@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
-
-	"github.com/watchlist-go/watchlist/reader"
 )
 
 // relistLoop relists every relistEvery, ±10% so that a fleet of readers does not relist in
@@ -101,7 +99,7 @@ func (r *Reader) relist(ctx context.Context) error {
 	old := r.current
 	r.current = next
 	r.mu.Unlock()
-	for _, i := range r.output.swap(old, next, func(i int) reader.ObjectType { return r.streams[i].kind.Object }) {
+	for _, i := range r.output.swap(old, next) {
 		next.streams[i].Resync()
 	}
 	old.stop()

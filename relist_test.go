@@ -26,16 +26,16 @@ func TestSwapRetiresTheOldSet(t *testing.T) {
 	old, next := newTestSet(), newTestSet()
 	oldSink, nextSink := setSink{o: o, set: old}, setSink{o: o, set: next}
 	for _, p := range []struct{ uid, rv string }{{uidA, "10"}, {uidB, "11"}} {
-		if err := oldSink.Observe(ctx, reader.OTPod, watch.Added, pod(p.uid, p.rv), 0); err != nil {
+		if err := oldSink.Observe(ctx, podID, watch.Added, pod(p.uid, p.rv), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	o.beginOverlap(next)
-	token := nextSink.BeginSync(reader.OTPod)
-	if err := nextSink.Observe(ctx, reader.OTPod, watch.Added, pod(uidB, "11"), token); err != nil {
+	token := nextSink.BeginSync(podID)
+	if err := nextSink.Observe(ctx, podID, watch.Added, pod(uidB, "11"), token); err != nil {
 		t.Fatal(err)
 	}
-	if err := nextSink.EndSync(ctx, reader.OTPod, token, "20", false); err != nil {
+	if err := nextSink.EndSync(ctx, podID, token, "20", false); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -48,7 +48,7 @@ func TestSwapRetiresTheOldSet(t *testing.T) {
 		t.Fatal("the reader counts as synced through a candidate before the swap")
 	default:
 	}
-	if resync := o.swap(old, next, func(int) reader.ObjectType { return reader.OTPod }); len(resync) != 0 {
+	if resync := o.swap(old, next); len(resync) != 0 {
 		t.Fatalf("streams %v asked to resync; pods have integer versions", resync)
 	}
 	select {
@@ -56,7 +56,7 @@ func TestSwapRetiresTheOldSet(t *testing.T) {
 	default:
 		t.Fatal("the reader is not synced after the swap")
 	}
-	if err := oldSink.Observe(ctx, reader.OTPod, watch.Modified, pod(uidB, "21"), 0); err != nil {
+	if err := oldSink.Observe(ctx, podID, watch.Modified, pod(uidB, "21"), 0); err != nil {
 		t.Fatal(err)
 	}
 	close(ch)

@@ -67,29 +67,29 @@ func TestTokenOrderIsNotStateOrder(t *testing.T) {
 	cur, cand := curSink.set, candSink.set
 
 	// The current set's first state: A at 95, whole at 100.
-	t1 := curSink.BeginSync(reader.OTPod)
-	must(t, curSink.Observe(ctx, reader.OTPod, watch.Added, pod(uidA, "95"), t1))
-	must(t, curSink.EndSync(ctx, reader.OTPod, t1, "100", false))
+	t1 := curSink.BeginSync(podID)
+	must(t, curSink.Observe(ctx, podID, watch.Added, pod(uidA, "95"), t1))
+	must(t, curSink.EndSync(ctx, podID, t1, "100", false))
 
 	// A relist: the candidate's stream takes its token; its request waits in the rate limiter.
 	o.beginOverlap(cand)
-	tc := candSink.BeginSync(reader.OTPod)
+	tc := candSink.BeginSync(podID)
 
 	// Meanwhile the current stream gets a 410 and takes its complete state again, served at 105.
-	t3 := curSink.BeginSync(reader.OTPod)
-	must(t, curSink.Observe(ctx, reader.OTPod, watch.Added, pod(uidA, "95"), t3))
-	must(t, curSink.EndSync(ctx, reader.OTPod, t3, "105", false))
+	t3 := curSink.BeginSync(podID)
+	must(t, curSink.Observe(ctx, podID, watch.Added, pod(uidA, "95"), t3))
+	must(t, curSink.EndSync(ctx, podID, t3, "105", false))
 
 	// A is deleted at 110. The candidate's request is finally served at 120: no A.
-	must(t, candSink.EndSync(ctx, reader.OTPod, tc, "120", false))
+	must(t, candSink.EndSync(ctx, podID, tc, "120", false))
 	if !isClosed(cand.synced) {
 		t.Fatal("candidate not synced")
 	}
-	o.swap(cur, cand, func(int) reader.ObjectType { return reader.OTPod })
+	o.swap(cur, cand)
 	// The old set lagged: its delete at 110 comes after the swap and is ignored (retired).
-	must(t, curSink.Observe(ctx, reader.OTPod, watch.Deleted, pod(uidA, "110"), 0))
+	must(t, curSink.Observe(ctx, podID, watch.Deleted, pod(uidA, "110"), 0))
 	// The new current set watches from 120 on: nothing more of A.
-	must(t, candSink.Progress(ctx, reader.OTPod, "130"))
+	must(t, candSink.Progress(ctx, podID, "130"))
 
 	got := reviewEntries(t, ch)
 	want := []string{"Add " + uidA + " 95", "Delete " + uidA + " 95"}
@@ -109,26 +109,26 @@ func TestOpaqueSwapInFlight(t *testing.T) {
 	o, ch, curSink, candSink := relistFixture()
 	cur, cand := curSink.set, candSink.set
 
-	t1 := curSink.BeginSync(reader.OTPod)
-	must(t, curSink.Observe(ctx, reader.OTPod, watch.Added, pod(uidA, "x5"), t1))
-	must(t, curSink.EndSync(ctx, reader.OTPod, t1, "x5", false))
+	t1 := curSink.BeginSync(podID)
+	must(t, curSink.Observe(ctx, podID, watch.Added, pod(uidA, "x5"), t1))
+	must(t, curSink.EndSync(ctx, podID, t1, "x5", false))
 
 	o.beginOverlap(cand)
-	tc := candSink.BeginSync(reader.OTPod)
-	must(t, candSink.Observe(ctx, reader.OTPod, watch.Added, pod(uidA, "x5"), tc))
-	must(t, candSink.EndSync(ctx, reader.OTPod, tc, "x5", false))
+	tc := candSink.BeginSync(podID)
+	must(t, candSink.Observe(ctx, podID, watch.Added, pod(uidA, "x5"), tc))
+	must(t, candSink.EndSync(ctx, podID, tc, "x5", false))
 
 	// The current set runs ahead: x6, x7.
-	must(t, curSink.Observe(ctx, reader.OTPod, watch.Modified, pod(uidA, "x6"), 0))
-	must(t, curSink.Observe(ctx, reader.OTPod, watch.Modified, pod(uidA, "x7"), 0))
+	must(t, curSink.Observe(ctx, podID, watch.Modified, pod(uidA, "x6"), 0))
+	must(t, curSink.Observe(ctx, podID, watch.Modified, pod(uidA, "x7"), 0))
 
-	resync := o.swap(cur, cand, func(int) reader.ObjectType { return reader.OTPod })
+	resync := o.swap(cur, cand)
 	if len(resync) != 1 {
 		t.Fatalf("swap asked %d resyncs, want 1", len(resync))
 	}
 	// The candidate's stream lags: its x6 and x7 were read before it acts on the Resync.
-	must(t, candSink.Observe(ctx, reader.OTPod, watch.Modified, pod(uidA, "x6"), 0))
-	must(t, candSink.Observe(ctx, reader.OTPod, watch.Modified, pod(uidA, "x7"), 0))
+	must(t, candSink.Observe(ctx, podID, watch.Modified, pod(uidA, "x6"), 0))
+	must(t, candSink.Observe(ctx, podID, watch.Modified, pod(uidA, "x7"), 0))
 
 	got := reviewEntries(t, ch)
 	want := []string{"Add " + uidA + " x5", "Update " + uidA + " x6", "Update " + uidA + " x7"}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/internal/stream"
+	"github.com/watchlist-go/watchlist/reader"
 )
 
 // streamSpec is one stream of every set: a kind in a scope, and the client that reads it.
@@ -18,11 +19,15 @@ type streamSpec struct {
 	client rest.Interface
 }
 
-// planStreams lists the streams of a set from the kinds and options New was given: one per kind,
+// planStreams lists the streams of a set for kinds, from the options New was given: one per kind,
 // or one per namespace for a namespaced kind under WithNamespaces.
-func (r *Reader) planStreams() error {
-	for _, k := range r.kinds {
-		scope, client := r.scopes[k.Object], k.Client(r.clientset)
+func (r *Reader) planStreams(ks []kinds.Kind) error {
+	for _, k := range ks {
+		var scope stream.Scope
+		if k.Object != reader.OTResource {
+			scope = r.scopes[k.Object]
+		}
+		client := k.Client(r.clientset)
 		if scope.MetadataOnly {
 			var err error
 			if client, err = k.MetadataClient(r.clientset); err != nil {

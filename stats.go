@@ -17,24 +17,24 @@ type stats struct {
 	mu          sync.Mutex
 	restarts    map[restartKey]int
 	entries     map[entryKey]int
-	drops       map[reader.ObjectType]int
-	synthesized map[reader.ObjectType]int
+	drops       map[kinds.ID]int
+	synthesized map[kinds.ID]int
 	relists     int
 	sets        int // sets of streams running now
 	maxSets     int // the most that ever ran at once
-	lastEvent   map[reader.ObjectType]time.Time
-	fallback    map[reader.ObjectType]int // streams of the kind running in LIST + WATCH now
+	lastEvent   map[kinds.ID]time.Time
+	fallback    map[kinds.ID]int // streams of the kind running in LIST + WATCH now
 	// relistTime is not registered anywhere: WithMetrics's collector exports it.
 	relistTime prometheus.Histogram
 }
 
 type restartKey struct {
-	kind   reader.ObjectType
+	kind   kinds.ID
 	reason stream.Reason
 }
 
 type entryKey struct {
-	kind   reader.ObjectType
+	kind   kinds.ID
 	change reader.ChangeType
 }
 
@@ -42,10 +42,10 @@ func newStats() *stats {
 	return &stats{
 		restarts:    make(map[restartKey]int),
 		entries:     make(map[entryKey]int),
-		drops:       make(map[reader.ObjectType]int),
-		synthesized: make(map[reader.ObjectType]int),
-		lastEvent:   make(map[reader.ObjectType]time.Time),
-		fallback:    make(map[reader.ObjectType]int),
+		drops:       make(map[kinds.ID]int),
+		synthesized: make(map[kinds.ID]int),
+		lastEvent:   make(map[kinds.ID]time.Time),
+		fallback:    make(map[kinds.ID]int),
 		relistTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "watchlist_relist_duration_seconds",
 			Help:    "How long relists took, from start to swap.",
@@ -58,7 +58,7 @@ func newStats() *stats {
 func (s *stats) Restarted(k kinds.Kind, reason stream.Reason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.restarts[restartKey{k.Object, reason}]++
+	s.restarts[restartKey{k.ID, reason}]++
 }
 
 // Fallback implements stream.Observer.
@@ -66,27 +66,27 @@ func (s *stats) Fallback(k kinds.Kind, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if on {
-		s.fallback[k.Object]++
+		s.fallback[k.ID]++
 	} else {
-		s.fallback[k.Object]--
+		s.fallback[k.ID]--
 	}
 }
 
-func (s *stats) delivered(e reader.Entry) {
+func (s *stats) delivered(kind kinds.ID, change reader.ChangeType) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[entryKey{e.ObjectType(), e.ChangeType()}]++
-	s.lastEvent[e.ObjectType()] = time.Now()
+	s.entries[entryKey{kind, change}]++
+	s.lastEvent[kind] = time.Now()
 }
 
-func (s *stats) dropped(kind reader.ObjectType) {
+func (s *stats) dropped(kind kinds.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.drops[kind]++
 	s.lastEvent[kind] = time.Now()
 }
 
-func (s *stats) synthesizedDeletes(kind reader.ObjectType, n int) {
+func (s *stats) synthesizedDeletes(kind kinds.ID, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.synthesized[kind] += n

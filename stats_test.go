@@ -1,6 +1,7 @@
 package watchlist
 
 import (
+	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/internal/stream"
 	"github.com/watchlist-go/watchlist/reader"
 )
@@ -38,13 +39,21 @@ func (s *stats) restartCount(reason stream.Reason) int {
 
 // restartsOf returns how often streams of kind restarted for reason.
 func (s *stats) restartsOf(kind reader.ObjectType, reason stream.Reason) int {
+	return s.restartsOfID(kinds.ID(kind), reason)
+}
+
+// restartsOfID is restartsOf for any kind of a reader, resources of WithResources too.
+func (s *stats) restartsOfID(kind kinds.ID, reason stream.Reason) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.restarts[restartKey{kind, reason}]
 }
 
 // synthesizedOf returns how many deletes of kind were found by a diff, not seen as events.
-func (s *stats) synthesizedOf(kind reader.ObjectType) int {
+func (s *stats) synthesizedOf(kind reader.ObjectType) int { return s.synthesizedOfID(kinds.ID(kind)) }
+
+// synthesizedOfID is synthesizedOf for any kind of a reader.
+func (s *stats) synthesizedOfID(kind kinds.ID) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.synthesized[kind]

@@ -3,14 +3,18 @@ package watchlist
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/watchlist-go/watchlist/internal/kinds"
 )
 
 // offlineClientset is a real clientset for a server that does not exist: enough to test what New,
@@ -46,6 +50,15 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"relist too long", context.Background(), cs, RTPod, []Option{WithRelist(8 * 24 * time.Hour)}, "must be between"},
 		{"nil option", context.Background(), cs, RTPod, []Option{nil}, "option 0 is nil"},
 		{"cancelled context", cancelled, cs, RTPod, nil, "context canceled"},
+		{"no resource", context.Background(), cs, 0, []Option{WithResources()}, "WithResources: no resource"},
+		{"resource without a name", context.Background(), cs, 0, []Option{WithResources(schema.GroupVersionResource{Version: "v1"})}, "no resource name"},
+		{"resource without a version", context.Background(), cs, 0, []Option{WithResources(schema.GroupVersionResource{Group: "apps", Resource: "statefulsets"})}, "statefulsets.apps (apps/): no version"},
+		{"subresource", context.Background(), cs, 0, []Option{WithResources(schema.GroupVersionResource{Version: "v1", Resource: "pods/status"})}, `resource "pods/status"`},
+		{"bad group", context.Background(), cs, 0, []Option{WithResources(schema.GroupVersionResource{Group: "Bad_Group", Version: "v1", Resource: "things"})}, `group "Bad_Group"`},
+		{"duplicate resource", context.Background(), cs, 0, []Option{WithResources(widgets), WithResources(widgets)}, "given twice"},
+		{"resource of an enabled bit", context.Background(), cs, RTPod, []Option{WithResources(schema.GroupVersionResource{Version: "v1", Resource: "pods"})}, "pods (v1) is read by Pod already"},
+		{"too many resources", context.Background(), cs, 0, []Option{WithResources(manyResources(kinds.MaxResources + 1)...)}, fmt.Sprint("at most ", kinds.MaxResources)},
+		{"resources and a zero clientset", context.Background(), &kubernetes.Clientset{}, 0, []Option{WithResources(widgets)}, "no REST client"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,8 +73,23 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 }
 
+// manyResources returns n distinct resources.
+func manyResources(n int) []schema.GroupVersionResource {
+	out := make([]schema.GroupVersionResource, n)
+	for i := range out {
+		out[i] = schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: fmt.Sprint("r", i)}
+	}
+	return out
+}
+
 func TestNewAcceptsGoodInput(t *testing.T) {
 	cs := offlineClientset(t)
+	if _, err := New(context.Background(), cs, 0, WithResources(manyResources(kinds.MaxResources)...)); err != nil {
+		t.Errorf("New with kinds.MaxResources resources: %v", err)
+	}
+	if _, err := New(context.Background(), cs, RTPod, WithResources(widgets, configMaps), WithNamespaces("a")); err != nil {
+		t.Errorf("New with a bit and resources: %v", err)
+	}
 	for _, opts := range [][]Option{
 		nil,
 		{WithFilterSize(0), WithFilterSize(1 << 16)},

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
@@ -57,10 +59,9 @@ var (
 type Reader struct {
 	clientset   *kubernetes.Clientset
 	types       RetrieveType
-	kinds       []kinds.Kind
+	resources   []schema.GroupVersionResource      // WithResources, in order; Run adds their kinds
 	namespaces  []string                           // WithNamespaces; nil: every namespace
 	scopes      map[reader.ObjectType]stream.Scope // selectors and metadata-only by kind (no namespace)
-	streams     []streamSpec                       // what each set runs, built by New
 	log         logr.Logger
 	filterSize  int
 	relistEvery time.Duration
@@ -69,6 +70,10 @@ type Reader struct {
 	relistLimit time.Duration    // how long a relist may take before it is abandoned and retried
 	stats       *stats
 	registry    prometheus.Registerer // WithMetrics's, registered once New validated every option
+	// kinds are the built-in kinds of retrieveTypes, and, once Run discovered them, those of
+	// WithResources; streams is what each set runs. Run writes both under mu before any set starts.
+	kinds   []kinds.Kind
+	streams []streamSpec
 
 	// Locks, in the order they may be taken: relistMu, then mu. mu is a leaf, held only to read or
 	// write the fields below it; output's lock is never taken while it is held (see output).
@@ -91,8 +96,9 @@ type Reader struct {
 	done      chan struct{} // closed once every goroutine ended and out is closed
 }
 
-// New returns a Reader for the kinds set in retrieveTypes, through clientset. It errors, and never
-// panics, on a nil clientset, no known bit, an unknown bit or a bad option. ctx bounds only New.
+// New returns a Reader for the kinds set in retrieveTypes, and the resources of WithResources,
+// through clientset. It errors, and never panics, on a nil clientset, an unknown bit, nothing to
+// read (no bit and no WithResources) or a bad option. ctx bounds only New.
 func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes RetrieveType, opts ...Option) (*Reader, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("watchlist: %w", err)
@@ -102,9 +108,6 @@ func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes Ret
 	}
 	if unknown := retrieveTypes &^ reader.RTAll; unknown != 0 {
 		return nil, fmt.Errorf("watchlist: unknown RetrieveType bits %#x", uint32(unknown))
-	}
-	if retrieveTypes == 0 {
-		return nil, errors.New("watchlist: no RetrieveType bit set")
 	}
 	r := &Reader{
 		clientset:   clientset,
@@ -132,8 +135,16 @@ func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes Ret
 			return nil, fmt.Errorf("watchlist: %w", err)
 		}
 	}
+	if retrieveTypes == 0 && len(r.resources) == 0 {
+		return nil, errors.New("watchlist: nothing to read: no RetrieveType bit set and no WithResources")
+	}
+	if len(r.resources) > 0 {
+		if k, err := kinds.Resource(0, r.resources[0], metav1.APIResource{}); err != nil || k.Client(clientset) == nil {
+			return nil, errors.New("watchlist: clientset has no REST client to read resources through (build it with kubernetes.NewForConfig)")
+		}
+	}
 	r.warnings = stream.NewWarnings(r.log.V(1))
-	if err := r.planStreams(); err != nil {
+	if err := r.planStreams(r.kinds); err != nil {
 		return nil, fmt.Errorf("watchlist: %w", err)
 	}
 	if err := r.register(); err != nil {
@@ -163,11 +174,6 @@ func (r *Reader) SetOut(ctx context.Context, out chan Entry) error {
 	}
 	r.out = out
 	r.output = newOutput(out, r.filterSize, r.stats, r.log)
-	for _, spec := range r.streams {
-		if spec.scope.Namespace != "" {
-			r.output.filter.perNamespace[spec.kind.Object] = true
-		}
-	}
 	return nil
 }
 
@@ -189,6 +195,22 @@ func (r *Reader) Run(ctx context.Context) error {
 		return ErrNoOut
 	}
 	r.running = true
+	r.mu.Unlock()
+	if err := r.addResources(ctx); err != nil {
+		err = fmt.Errorf("watchlist: %w", err)
+		r.shutdown(err)
+		return err
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	for _, spec := range r.streams {
+		if spec.scope.Namespace != "" {
+			r.output.filter.perNamespace[spec.kind.ID] = true
+		}
+	}
 	streamsCtx, cancel := context.WithCancel(ctx)
 	r.cancel, r.lifetime = cancel, streamsCtx
 	r.initial = r.startSet(streamsCtx, false)

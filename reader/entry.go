@@ -10,21 +10,29 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 )
 
 // Entry is one change to one object. It is small and passed by value; the object it holds belongs to
 // the receiver (the reader keeps no reference to it).
 type Entry struct {
-	change ChangeType
-	kind   ObjectType
-	obj    runtime.Object
+	change   ChangeType
+	kind     ObjectType
+	obj      runtime.Object
+	resource *schema.GroupVersionResource // OTResource's; nil for the built-in kinds
 }
 
-// NewEntry returns an Entry. Readers build entries; consumers may use it to build entries in their
-// own tests.
+// NewEntry returns an Entry of a built-in kind. Readers build entries; consumers may use it to
+// build entries in their own tests.
 func NewEntry(change ChangeType, kind ObjectType, obj runtime.Object) Entry {
 	return Entry{change: change, kind: kind, obj: obj}
+}
+
+// NewResourceEntry returns an Entry of kind OTResource: an object of resource, as the option
+// WithResources delivers them.
+func NewResourceEntry(change ChangeType, resource schema.GroupVersionResource, obj runtime.Object) Entry {
+	return Entry{change: change, kind: OTResource, obj: obj, resource: &resource}
 }
 
 // ChangeType says whether the object was added, updated or deleted.
@@ -33,8 +41,18 @@ func (e Entry) ChangeType() ChangeType { return e.change }
 // ObjectType says which kind of object Object holds.
 func (e Entry) ObjectType() ObjectType { return e.kind }
 
-// Object is the object itself: its concrete type is given by ObjectType (e.g. *corev1.Pod).
+// Object is the object itself: its concrete type is given by ObjectType (e.g. *corev1.Pod), and is
+// *unstructured.Unstructured for OTResource.
 func (e Entry) Object() runtime.Object { return e.obj }
+
+// Resource is the group, version and resource the object was read from, for every entry: e.g.
+// core/v1 "pods" for a Pod, or the one given to WithResources.
+func (e Entry) Resource() schema.GroupVersionResource {
+	if e.resource != nil {
+		return *e.resource
+	}
+	return e.kind.Resource()
+}
 
 // UID is the object's UID, or "" when the entry holds no object.
 func (e Entry) UID() types.UID {
@@ -45,17 +63,22 @@ func (e Entry) UID() types.UID {
 	return m.GetUID()
 }
 
-// String describes the entry in one line: change, kind, namespace/name and resourceVersion.
+// String describes the entry in one line: change, kind (for OTResource, the resource, e.g.
+// "widgets.stable.example.com"), namespace/name and resourceVersion.
 func (e Entry) String() string {
+	kind := e.kind.String()
+	if e.resource != nil {
+		kind = e.resource.GroupResource().String()
+	}
 	m, err := meta.Accessor(e.obj)
 	if err != nil {
-		return fmt.Sprintf("%s %s <no object>", e.change, e.kind)
+		return fmt.Sprintf("%s %s <no object>", e.change, kind)
 	}
 	name := m.GetName()
 	if ns := m.GetNamespace(); ns != "" {
 		name = ns + "/" + name
 	}
-	return fmt.Sprintf("%s %s %s rv=%s", e.change, e.kind, name, m.GetResourceVersion())
+	return fmt.Sprintf("%s %s %s rv=%s", e.change, kind, name, m.GetResourceVersion())
 }
 
 // Node returns the object as a Node, or an error when the entry holds another kind.

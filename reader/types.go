@@ -1,6 +1,10 @@
 package reader
 
-import "fmt"
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
 
 // ChangeType says what happened to an object.
 type ChangeType uint8
@@ -59,6 +63,9 @@ const (
 	OTEndpoint
 	// OTEndpointSlice is a discovery.k8s.io/v1 EndpointSlice.
 	OTEndpointSlice
+	// OTResource is an object of a resource named with the watchlist option WithResources: an
+	// *unstructured.Unstructured, whose resource Entry.Resource names.
+	OTResource
 )
 
 var objectTypeNames = [...]string{
@@ -66,7 +73,33 @@ var objectTypeNames = [...]string{
 	OTPersistentVolume: "PersistentVolume", OTClusterRole: "ClusterRole",
 	OTClusterRoleBinding: "ClusterRoleBinding", OTRole: "Role", OTRoleBinding: "RoleBinding",
 	OTService: "Service", OTDeployment: "Deployment", OTIngressController: "IngressController",
-	OTEndpoint: "Endpoint", OTEndpointSlice: "EndpointSlice",
+	OTEndpoint: "Endpoint", OTEndpointSlice: "EndpointSlice", OTResource: "Resource",
+}
+
+// objectTypeResources is where each built-in ObjectType is served.
+var objectTypeResources = [...]schema.GroupVersionResource{
+	OTNode:               {Version: "v1", Resource: "nodes"},
+	OTPod:                {Version: "v1", Resource: "pods"},
+	OTNamespace:          {Version: "v1", Resource: "namespaces"},
+	OTPersistentVolume:   {Version: "v1", Resource: "persistentvolumes"},
+	OTClusterRole:        {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
+	OTClusterRoleBinding: {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
+	OTRole:               {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+	OTRoleBinding:        {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
+	OTService:            {Version: "v1", Resource: "services"},
+	OTDeployment:         {Group: "apps", Version: "v1", Resource: "deployments"},
+	OTIngressController:  {Group: "networking.k8s.io", Version: "v1", Resource: "ingresses"},
+	OTEndpoint:           {Version: "v1", Resource: "endpoints"},
+	OTEndpointSlice:      {Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"},
+}
+
+// Resource returns the group, version and resource that serve objects of type o, e.g. core/v1
+// "pods" for OTPod; the zero value for OTUnknown and OTResource (whose entries name their own).
+func (o ObjectType) Resource() schema.GroupVersionResource {
+	if int(o) < len(objectTypeResources) {
+		return objectTypeResources[o]
+	}
+	return schema.GroupVersionResource{}
 }
 
 // String returns the kind's name, e.g. "Pod" or "ClusterRole".

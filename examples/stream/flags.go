@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/watchlist-go/watchlist"
@@ -36,10 +37,11 @@ type config struct {
 	duration   time.Duration       // how long to stream after the initial state; 0: until ctx ends
 	verbosity  int                 // the logger's V level
 
-	namespaces    []string // namespaced kinds only in these; nil: every namespace
-	labelSelector string   // for every kind watched; "": none
-	fieldSelector string   // for every kind watched; "": none
-	metadataOnly  bool     // entries hold PartialObjectMetadata
+	resources     []schema.GroupVersionResource // read with WithResources, besides types
+	namespaces    []string                      // namespaced kinds only in these; nil: every namespace
+	labelSelector string                        // for every kind watched; "": none
+	fieldSelector string                        // for every kind watched; "": none
+	metadataOnly  bool                          // entries hold PartialObjectMetadata
 }
 
 // options returns the reader options the scope flags ask for.
@@ -48,13 +50,16 @@ func (c config) options() []watchlist.Option {
 	if c.namespaces != nil {
 		opts = append(opts, watchlist.WithNamespaces(c.namespaces...))
 	}
-	if c.labelSelector != "" {
+	if len(c.resources) > 0 {
+		opts = append(opts, watchlist.WithResources(c.resources...))
+	}
+	if c.labelSelector != "" && c.types != 0 {
 		opts = append(opts, watchlist.WithLabelSelector(c.types, c.labelSelector))
 	}
-	if c.fieldSelector != "" {
+	if c.fieldSelector != "" && c.types != 0 {
 		opts = append(opts, watchlist.WithFieldSelector(c.types, c.fieldSelector))
 	}
-	if c.metadataOnly {
+	if c.metadataOnly && c.types != 0 {
 		opts = append(opts, watchlist.WithMetadataOnly(c.types))
 	}
 	return opts
@@ -89,6 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	labelSelector := fs.String("selector", "", "label selector for every kind watched, e.g. app=web (evaluated by the server)")
 	fieldSelector := fs.String("field-selector", "", "field selector for every kind watched, e.g. spec.nodeName=n1 with -types pod")
 	metadataOnly := fs.Bool("metadata-only", false, "read only metadata: entries hold PartialObjectMetadata")
+	resources := fs.String("resources", "",
+		"comma-separated resources to read too, built-in or custom, as group/version/resource (core: version/resource or resource for v1), e.g. stable.example.com/v1/widgets,configmaps; alone (no -types), only these")
 	fs.Usage = func() {} // the flag package calls it on every error; the usage is printed for -h only
 
 	if err := fs.Parse(args); err != nil {
@@ -112,8 +119,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 	}
 	var err error
-	if cfg.types, err = reader.ParseRetrieveType(*types); err != nil {
-		return config{}, usagef("-types: %w", err)
+	if cfg.resources, err = parseResources(*resources); err != nil {
+		return config{}, usagef("-resources: %w", err)
+	}
+	if len(cfg.resources) == 0 || isSet(fs, "types") {
+		if cfg.types, err = reader.ParseRetrieveType(*types); err != nil {
+			return config{}, usagef("-types: %w", err)
+		}
 	}
 	if cfg.output != outputText && cfg.output != outputJSON {
 		return config{}, usagef("-output %q: want %s or %s", cfg.output, outputText, outputJSON)
@@ -128,6 +140,34 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		cfg.duration = localDuration
 	}
 	return cfg, nil
+}
+
+// parseResources parses a comma-separated list of group/version/resource, version/resource (the
+// core group) or resource (core v1).
+func parseResources(s string) ([]schema.GroupVersionResource, error) {
+	var out []schema.GroupVersionResource
+	for _, field := range strings.Split(s, ",") {
+		field = strings.TrimSpace(field)
+		if field == "" {
+			continue
+		}
+		var gvr schema.GroupVersionResource
+		switch parts := strings.Split(field, "/"); len(parts) {
+		case 1:
+			gvr = schema.GroupVersionResource{Version: "v1", Resource: parts[0]}
+		case 2:
+			gvr = schema.GroupVersionResource{Version: parts[0], Resource: parts[1]}
+		case 3:
+			gvr = schema.GroupVersionResource{Group: parts[0], Version: parts[1], Resource: parts[2]}
+		default:
+			return nil, fmt.Errorf("%q: want group/version/resource", field)
+		}
+		if gvr.Version == "" || gvr.Resource == "" {
+			return nil, fmt.Errorf("%q: want group/version/resource", field)
+		}
+		out = append(out, gvr)
+	}
+	return out, nil
 }
 
 // isSet reports whether the flag name was given on the command line.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/watchlist-go/watchlist/internal/testenv"
@@ -39,6 +41,9 @@ func (s *session) runLocal(ctx context.Context) (err error) {
 		}
 		return err
 	}
+	if err := s.installCRDs(plane); err != nil {
+		return err
+	}
 	// The reader gets a clientset of its own; the changes go through plane.Clientset.
 	cs, err := kubernetes.NewForConfig(rest.AddUserAgent(rest.CopyConfig(plane.Config), userAgent))
 	if err != nil {
@@ -63,6 +68,30 @@ func (s *session) startPlane() (*testenv.Plane, error) {
 	}
 	s.say("control plane up in %.1f s at %s", time.Since(start).Seconds(), plane.Config.Host)
 	return plane, nil
+}
+
+// crdDir holds the CRDs the demo installs on a local control plane when -resources is given, so
+// that -resources stable.example.com/v1/widgets reads something: a path from the repository's root,
+// where make demo runs.
+const crdDir = "testdata/crds"
+
+// installCRDs installs the CRDs of crdDir when resources are read and the directory is there.
+func (s *session) installCRDs(plane *testenv.Plane) error {
+	if len(s.cfg.resources) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(crdDir); err != nil {
+		s.say("no %s here: no custom resource installed", crdDir)
+		return nil
+	}
+	crds, err := envtest.InstallCRDs(plane.Config, envtest.CRDInstallOptions{Paths: []string{crdDir}})
+	if err != nil {
+		return fmt.Errorf("install the CRDs of %s: %w", crdDir, err)
+	}
+	for _, crd := range crds {
+		s.say("installed CRD %s", crd.Name)
+	}
+	return nil
 }
 
 // stopPlane stops the control plane and says how long it took.

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/watchlist-go/watchlist/internal/testenv"
 )
@@ -86,7 +89,9 @@ func TestUnknownTypeIsAUsageError(t *testing.T) {
 }
 
 func TestJSONOutputParses(t *testing.T) {
-	stdout, _ := runLocal(t, "-output", "json", "-types", "pod,service", "-duration", "3s")
+	// Services through -resources: entries of WithResources, converted from protobuf to unstructured.
+	stdout, _ := runLocal(t, "-output", "json", "-types", "pod", "-resources", "services", "-duration", "3s")
+	wantResource := map[string]string{"Pod": "v1/pods", "Service": "v1/services"}
 
 	kinds := map[string]int{}
 	for line := range strings.Lines(stdout) {
@@ -94,13 +99,16 @@ func TestJSONOutputParses(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("line %q is not a JSON object of strings: %v", line, err)
 		}
-		for _, key := range []string{"change", "kind", "namespace", "name", "uid", "resourceVersion"} {
+		for _, key := range []string{"change", "kind", "resource", "namespace", "name", "uid", "resourceVersion"} {
 			if _, ok := r[key]; !ok {
 				t.Fatalf("line %q has no %q", line, key)
 			}
 		}
 		if r["name"] == "" || r["uid"] == "" || r["resourceVersion"] == "" {
 			t.Errorf("line %q: empty name, uid or resourceVersion", line)
+		}
+		if r["resource"] != wantResource[r["kind"]] {
+			t.Errorf("line %q: resource %q, want %q", line, r["resource"], wantResource[r["kind"]])
 		}
 		kinds[r["kind"]]++
 	}
@@ -173,5 +181,31 @@ func TestBadScopeFlags(t *testing.T) {
 	err := run(context.Background(), []string{"-namespaces", "a,Bad_NS"}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "Bad_NS") || exitCode(err) != 2 {
 		t.Fatalf("run -namespaces a,Bad_NS = %v, want a usage error naming Bad_NS", err)
+	}
+}
+
+func TestBadResourcesFlag(t *testing.T) {
+	for _, arg := range []string{"a/b/c/d", "apps//deployments", "v1/"} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"-resources", arg}, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "-resources") || exitCode(err) != 2 {
+			t.Errorf("run -resources %s = %v, want a usage error about -resources", arg, err)
+		}
+	}
+}
+
+func TestParseResources(t *testing.T) {
+	got, err := parseResources("stable.example.com/v1/widgets, configmaps,v1/secrets,apps/v1/statefulsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []schema.GroupVersionResource{
+		{Group: "stable.example.com", Version: "v1", Resource: "widgets"},
+		{Version: "v1", Resource: "configmaps"},
+		{Version: "v1", Resource: "secrets"},
+		{Group: "apps", Version: "v1", Resource: "statefulsets"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("parseResources = %v, want %v", got, want)
 	}
 }

@@ -5,18 +5,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/watchlist-go/watchlist"
+	"github.com/watchlist-go/watchlist/reader"
 )
 
 // record is what the demo prints of one entry; its JSON form is one line of -output json.
 type record struct {
 	Change          string `json:"change"`
 	Kind            string `json:"kind"`
+	Resource        string `json:"resource"`  // group/version/resource, e.g. "v1/pods", "stable.example.com/v1/widgets"
 	Namespace       string `json:"namespace"` // "" for cluster-scoped kinds
 	Name            string `json:"name"`
 	UID             string `json:"uid"`
@@ -29,9 +32,15 @@ func recordOf(e watchlist.Entry) (record, error) {
 	if err != nil {
 		return record{}, fmt.Errorf("%s %s entry holds no object metadata: %w", e.ChangeType(), e.ObjectType(), err)
 	}
+	kind := e.ObjectType().String()
+	if e.ObjectType() == reader.OTResource {
+		kind = e.Object().GetObjectKind().GroupVersionKind().Kind // e.g. "Widget"
+	}
+	gvr := e.Resource()
 	return record{
 		Change:          e.ChangeType().String(),
-		Kind:            e.ObjectType().String(),
+		Kind:            kind,
+		Resource:        strings.TrimPrefix(gvr.Group+"/"+gvr.Version+"/"+gvr.Resource, "/"),
 		Namespace:       m.GetNamespace(),
 		Name:            m.GetName(),
 		UID:             string(m.GetUID()),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +42,18 @@ func (c *counts) String() string {
 		c.total(), c[reader.CTAdd], c[reader.CTUpdate], c[reader.CTDelete])
 }
 
+// watched names what the reader reads: kinds and resources.
+func (s *session) watched() string {
+	var names []string
+	if s.cfg.types != 0 {
+		names = append(names, s.cfg.types.String())
+	}
+	for _, gvr := range s.cfg.resources {
+		names = append(names, gvr.GroupResource().String())
+	}
+	return strings.Join(names, ", ")
+}
+
 // stream runs a reader on cs and prints its entries until ctx ends or, once the initial state was
 // delivered, s.cfg.duration passed (if not 0). afterSync, if not nil, runs in a goroutine from the
 // moment the initial state was delivered until the stream stops; its error is returned. stream
@@ -60,7 +73,7 @@ func (s *session) stream(ctx context.Context, cs *kubernetes.Clientset, afterSyn
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 
-	s.say("watching %s", s.cfg.types)
+	s.say("watching %s", s.watched())
 	start := time.Now()
 	if err := r.Run(runCtx); err != nil {
 		if ctx.Err() != nil {

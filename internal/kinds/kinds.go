@@ -3,6 +3,8 @@
 package kinds
 
 import (
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -18,9 +20,24 @@ import (
 	"github.com/watchlist-go/watchlist/reader"
 )
 
+// ID tells apart the kinds of one reader; the filter, stats and metrics are keyed by it. A built-in
+// kind's ID is its ObjectType; a resource named with WithResources gets one above them.
+type ID uint8
+
+const (
+	// IDs bounds ID values: an array indexed by ID has this length.
+	IDs = 256
+	// firstResourceID is the ID of the first resource named with WithResources.
+	firstResourceID = ID(reader.OTResource) + 1
+	// MaxResources is how many resources one reader may read besides the built-in kinds.
+	MaxResources = IDs - int(firstResourceID)
+)
+
 // Kind describes one resource a stream watches.
 type Kind struct {
-	// Bit is the RetrieveType bit that enables this kind.
+	// ID tells this kind apart from the others of the reader.
+	ID ID
+	// Bit is the RetrieveType bit that enables this kind; 0 for a resource of WithResources.
 	Bit reader.RetrieveType
 	// Object is the ObjectType of the entries this kind produces.
 	Object reader.ObjectType
@@ -31,6 +48,8 @@ type Kind struct {
 
 	client func(*kubernetes.Clientset) rest.Interface
 	empty  func() metaObject
+	// toEntry turns a decoded object into what an entry holds; nil: the object as decoded.
+	toEntry func(runtime.Object) (runtime.Object, error)
 }
 
 // metaObject is what every kind's Go type is: a runtime.Object with ObjectMeta.
@@ -67,27 +86,55 @@ func (k Kind) Tombstone(namespace, name string, uid types.UID, resourceVersion s
 // String names the resource, e.g. "pods" or "clusterroles.rbac.authorization.k8s.io".
 func (k Kind) String() string { return k.Resource.GroupResource().String() }
 
+// Label names the kind in logs and metrics: its ObjectType (e.g. "Pod"), or for a resource of
+// WithResources the resource (e.g. "widgets.stable.example.com").
+func (k Kind) Label() string {
+	if k.Object == reader.OTResource {
+		return k.String()
+	}
+	return k.Object.String()
+}
+
+// Entry returns the entry that delivers obj, an object this kind's client decoded.
+func (k Kind) Entry(change reader.ChangeType, obj runtime.Object) (reader.Entry, error) {
+	if k.Object != reader.OTResource {
+		return reader.NewEntry(change, k.Object, obj), nil
+	}
+	if k.toEntry != nil {
+		var err error
+		if obj, err = k.toEntry(obj); err != nil {
+			return reader.Entry{}, fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	return reader.NewResourceEntry(change, k.Resource, obj), nil
+}
+
 func core(cs *kubernetes.Clientset) rest.Interface       { return cs.CoreV1().RESTClient() }
 func apps(cs *kubernetes.Clientset) rest.Interface       { return cs.AppsV1().RESTClient() }
 func rbac(cs *kubernetes.Clientset) rest.Interface       { return cs.RbacV1().RESTClient() }
 func networking(cs *kubernetes.Clientset) rest.Interface { return cs.NetworkingV1().RESTClient() }
 func discovery(cs *kubernetes.Clientset) rest.Interface  { return cs.DiscoveryV1().RESTClient() }
 
+// builtin is one row of table.
+func builtin(bit reader.RetrieveType, o reader.ObjectType, namespaced bool, client func(*kubernetes.Clientset) rest.Interface, empty func() metaObject) Kind {
+	return Kind{ID: ID(o), Bit: bit, Object: o, Resource: o.Resource(), Namespaced: namespaced, client: client, empty: empty}
+}
+
 // table lists every kind, in the order streams are started.
 var table = [...]Kind{
-	{reader.RTNode, reader.OTNode, corev1.SchemeGroupVersion.WithResource("nodes"), false, core, func() metaObject { return &corev1.Node{} }},
-	{reader.RTPod, reader.OTPod, corev1.SchemeGroupVersion.WithResource("pods"), true, core, func() metaObject { return &corev1.Pod{} }},
-	{reader.RTNamespace, reader.OTNamespace, corev1.SchemeGroupVersion.WithResource("namespaces"), false, core, func() metaObject { return &corev1.Namespace{} }},
-	{reader.RTPersistentVolume, reader.OTPersistentVolume, corev1.SchemeGroupVersion.WithResource("persistentvolumes"), false, core, func() metaObject { return &corev1.PersistentVolume{} }},
-	{reader.RTRBAC, reader.OTRole, rbacv1.SchemeGroupVersion.WithResource("roles"), true, rbac, func() metaObject { return &rbacv1.Role{} }},
-	{reader.RTRBAC, reader.OTRoleBinding, rbacv1.SchemeGroupVersion.WithResource("rolebindings"), true, rbac, func() metaObject { return &rbacv1.RoleBinding{} }},
-	{reader.RTRBAC, reader.OTClusterRole, rbacv1.SchemeGroupVersion.WithResource("clusterroles"), false, rbac, func() metaObject { return &rbacv1.ClusterRole{} }},
-	{reader.RTRBAC, reader.OTClusterRoleBinding, rbacv1.SchemeGroupVersion.WithResource("clusterrolebindings"), false, rbac, func() metaObject { return &rbacv1.ClusterRoleBinding{} }},
-	{reader.RTService, reader.OTService, corev1.SchemeGroupVersion.WithResource("services"), true, core, func() metaObject { return &corev1.Service{} }},
-	{reader.RTDeployment, reader.OTDeployment, appsv1.SchemeGroupVersion.WithResource("deployments"), true, apps, func() metaObject { return &appsv1.Deployment{} }},
-	{reader.RTIngressController, reader.OTIngressController, networkingv1.SchemeGroupVersion.WithResource("ingresses"), true, networking, func() metaObject { return &networkingv1.Ingress{} }},
-	{reader.RTEndpoint, reader.OTEndpoint, corev1.SchemeGroupVersion.WithResource("endpoints"), true, core, func() metaObject { return &corev1.Endpoints{} }},
-	{reader.RTEndpointSlice, reader.OTEndpointSlice, discoveryv1.SchemeGroupVersion.WithResource("endpointslices"), true, discovery, func() metaObject { return &discoveryv1.EndpointSlice{} }},
+	builtin(reader.RTNode, reader.OTNode, false, core, func() metaObject { return &corev1.Node{} }),
+	builtin(reader.RTPod, reader.OTPod, true, core, func() metaObject { return &corev1.Pod{} }),
+	builtin(reader.RTNamespace, reader.OTNamespace, false, core, func() metaObject { return &corev1.Namespace{} }),
+	builtin(reader.RTPersistentVolume, reader.OTPersistentVolume, false, core, func() metaObject { return &corev1.PersistentVolume{} }),
+	builtin(reader.RTRBAC, reader.OTRole, true, rbac, func() metaObject { return &rbacv1.Role{} }),
+	builtin(reader.RTRBAC, reader.OTRoleBinding, true, rbac, func() metaObject { return &rbacv1.RoleBinding{} }),
+	builtin(reader.RTRBAC, reader.OTClusterRole, false, rbac, func() metaObject { return &rbacv1.ClusterRole{} }),
+	builtin(reader.RTRBAC, reader.OTClusterRoleBinding, false, rbac, func() metaObject { return &rbacv1.ClusterRoleBinding{} }),
+	builtin(reader.RTService, reader.OTService, true, core, func() metaObject { return &corev1.Service{} }),
+	builtin(reader.RTDeployment, reader.OTDeployment, true, apps, func() metaObject { return &appsv1.Deployment{} }),
+	builtin(reader.RTIngressController, reader.OTIngressController, true, networking, func() metaObject { return &networkingv1.Ingress{} }),
+	builtin(reader.RTEndpoint, reader.OTEndpoint, true, core, func() metaObject { return &corev1.Endpoints{} }),
+	builtin(reader.RTEndpointSlice, reader.OTEndpointSlice, true, discovery, func() metaObject { return &discoveryv1.EndpointSlice{} }),
 }
 
 // For returns the kinds enabled by t, in table order.
@@ -101,10 +148,20 @@ func For(t reader.RetrieveType) []Kind {
 	return out
 }
 
-// ByObject returns the kind whose entries have ObjectType o.
+// ByObject returns the built-in kind whose entries have ObjectType o.
 func ByObject(o reader.ObjectType) (Kind, bool) {
 	for _, k := range table {
 		if k.Object == o {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
+// ByResource returns the built-in kind served at gvr.
+func ByResource(gvr schema.GroupVersionResource) (Kind, bool) {
+	for _, k := range table {
+		if k.Resource == gvr {
 			return k, true
 		}
 	}

@@ -2,9 +2,6 @@ package kinds
 
 import (
 	"fmt"
-	"net/url"
-	"path"
-	"strings"
 
 	metainternalversionscheme "k8s.io/apimachinery/pkg/apis/meta/internalversion/scheme"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,23 +22,11 @@ const (
 // PartialObjectMetadata, sharing the clientset's HTTP client (and so its transport, credentials
 // and connections) and rate limiter. Its requests must set MetadataAccept or MetadataListAccept.
 func (k Kind) MetadataClient(cs *kubernetes.Clientset) (rest.Interface, error) {
-	rc, ok := k.Client(cs).(*rest.RESTClient)
-	if !ok || rc == nil {
+	c := clientFor(cs, k.Resource.GroupVersion(), "application/vnd.kubernetes.protobuf,application/json", metainternalversionscheme.Codecs.WithoutConversion())
+	if c == nil {
 		return nil, fmt.Errorf("%s: the clientset has no REST client to read metadata through (build it with kubernetes.NewForConfig)", k)
 	}
-	gv := k.Resource.GroupVersion()
-	apiPath := path.Join("/apis", gv.Group, gv.Version)
-	if gv.Group == "" {
-		apiPath = path.Join("/api", gv.Version)
-	}
-	full := rc.Get().URL()
-	base := &url.URL{Scheme: full.Scheme, Host: full.Host, User: full.User, Path: strings.TrimSuffix(full.Path, apiPath)}
-	return rest.NewRESTClient(base, apiPath, rest.ClientContentConfig{
-		AcceptContentTypes: "application/vnd.kubernetes.protobuf,application/json",
-		ContentType:        "application/vnd.kubernetes.protobuf",
-		GroupVersion:       gv,
-		Negotiator:         runtime.NewClientNegotiator(metainternalversionscheme.Codecs.WithoutConversion(), gv),
-	}, rc.GetRateLimiter(), rc.Client)
+	return c, nil
 }
 
 // MetadataTombstone is Tombstone for a metadata-only stream: a PartialObjectMetadata.

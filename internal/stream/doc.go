@@ -36,6 +36,8 @@
 //	  before the end bookmark
 //	permanent error before open       –             Run returns it (Forbidden, Unauthorized, NotFound,
 //	                                                MethodNotSupported, BadRequest, Invalid)
+//	NotFound after open (a CRD        error         the same mode after the backoff; logged once until
+//	  deleted, a group not served yet)              the stream opens again
 //	any other error, a watch cut      error         the same mode after the backoff (or Retry-After)
 //	  during the initial state, a
 //	  watch that ends at once, an

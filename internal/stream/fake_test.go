@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
-	"github.com/watchlist-go/watchlist/reader"
 )
 
 // This file holds the fakes stream_test.go drives a Stream with: a scripted HTTP server behind
@@ -123,17 +122,17 @@ type fakeSink struct {
 	bad    []string // calls with a wrong kind or object
 }
 
-func (s *fakeSink) record(kind reader.ObjectType, format string, args ...any) {
+func (s *fakeSink) record(kind kinds.ID, format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	line := fmt.Sprintf(format, args...)
-	if kind != podKind.Object {
+	if kind != podKind.ID {
 		s.bad = append(s.bad, fmt.Sprintf("%s: kind %v", line, kind))
 	}
 	s.calls = append(s.calls, line)
 }
 
-func (s *fakeSink) BeginSync(kind reader.ObjectType) uint32 {
+func (s *fakeSink) BeginSync(kind kinds.ID) uint32 {
 	s.mu.Lock()
 	s.tokens++
 	token := s.tokens
@@ -142,7 +141,7 @@ func (s *fakeSink) BeginSync(kind reader.ObjectType) uint32 {
 	return token
 }
 
-func (s *fakeSink) Observe(ctx context.Context, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error {
+func (s *fakeSink) Observe(ctx context.Context, kind kinds.ID, t watch.EventType, obj runtime.Object, sync uint32) error {
 	name, rv := "?", "?"
 	if m, err := meta.Accessor(obj); err == nil {
 		name, rv = m.GetName(), m.GetResourceVersion()
@@ -161,7 +160,7 @@ func (s *fakeSink) Observe(ctx context.Context, kind reader.ObjectType, t watch.
 	return ctx.Err()
 }
 
-func (s *fakeSink) EndSync(ctx context.Context, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error {
+func (s *fakeSink) EndSync(ctx context.Context, kind kinds.ID, sync uint32, rv string, rolledBack bool) error {
 	s.record(kind, "end %d rv=%s rolledBack=%t", sync, rv, rolledBack)
 	s.mu.Lock()
 	s.ends++
@@ -173,7 +172,7 @@ func (s *fakeSink) EndSync(ctx context.Context, kind reader.ObjectType, sync uin
 	return ctx.Err()
 }
 
-func (s *fakeSink) Progress(ctx context.Context, kind reader.ObjectType, rv string) error {
+func (s *fakeSink) Progress(ctx context.Context, kind kinds.ID, rv string) error {
 	s.record(kind, "progress %s", rv)
 	if s.onProgress != nil {
 		s.onProgress(rv)

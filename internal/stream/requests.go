@@ -7,7 +7,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -15,6 +17,10 @@ import (
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
 )
+
+// optionsVersion is the version ListOptions are encoded in: "v1" of no group, which client-go's
+// scheme registers for every group, custom ones too.
+var optionsVersion = schema.GroupVersion{Version: "v1"}
 
 // watch opens a watch that the server ends after a random time in [WatchTimeout, 2*WatchTimeout),
 // or, when WatchTimeout is 0, when the server's --min-request-timeout says.
@@ -26,12 +32,17 @@ func (s *Stream) watch(ctx context.Context, opts metav1.ListOptions) (watch.Inte
 		opts.TimeoutSeconds = ptr.To(int64(timeout.Seconds()))
 		req = req.Timeout(timeout)
 	}
-	return req.VersionedParams(&opts, scheme.ParameterCodec).Watch(ctx)
+	return req.SpecificallyVersionedParams(&opts, scheme.ParameterCodec, optionsVersion).Watch(ctx)
 }
 
 // list asks for one page of the fallback's LIST.
 func (s *Stream) list(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-	return s.request(kinds.MetadataListAccept, &opts).VersionedParams(&opts, scheme.ParameterCodec).Do(ctx).Get()
+	obj, err := s.request(kinds.MetadataListAccept, &opts).SpecificallyVersionedParams(&opts, scheme.ParameterCodec, optionsVersion).Do(ctx).Get()
+	if u, ok := obj.(*unstructured.Unstructured); ok && err == nil && u.IsList() {
+		// An unstructured client decodes a list of a kind it does not know as one object.
+		return u.ToList()
+	}
+	return obj, err
 }
 
 // request begins a request for the stream's resource in its scope; opts receives the selectors.

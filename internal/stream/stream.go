@@ -19,7 +19,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/watchlist-go/watchlist/internal/kinds"
-	"github.com/watchlist-go/watchlist/reader"
 )
 
 // Sink receives what a stream observes. Methods that may deliver an entry block until the consumer
@@ -27,10 +26,10 @@ import (
 type Sink interface {
 	// BeginSync is called before a request that answers with a complete state (WatchList or LIST).
 	// The token it returns goes with every object of that state to Observe, and then to EndSync.
-	BeginSync(kind reader.ObjectType) uint32
+	BeginSync(kind kinds.ID) uint32
 	// Observe passes one Added, Modified or Deleted object. sync is the token of the complete state
 	// the object belongs to, or 0 for a change after it.
-	Observe(ctx context.Context, kind reader.ObjectType, t watch.EventType, obj runtime.Object, sync uint32) error
+	Observe(ctx context.Context, kind kinds.ID, t watch.EventType, obj runtime.Object, sync uint32) error
 	// EndSync says the complete state begun with token sync is whole, at resourceVersion rv: an
 	// identity of kind that it did not hold, and whose last version delivered is not newer than rv,
 	// is gone from the server. rolledBack says rv is older than the point the stream resumed from
@@ -38,10 +37,10 @@ type Sink interface {
 	// newer than rv are void; the stream asks for the complete state again right after. EndSync
 	// returns ErrResync when the state must be taken again (another stream found the server's
 	// history went back while this state ran).
-	EndSync(ctx context.Context, kind reader.ObjectType, sync uint32, rv string, rolledBack bool) error
+	EndSync(ctx context.Context, kind kinds.ID, sync uint32, rv string, rolledBack bool) error
 	// Progress says the stream has seen every event of kind up to resourceVersion (after an event
 	// or a bookmark past the complete state).
-	Progress(ctx context.Context, kind reader.ObjectType, resourceVersion string) error
+	Progress(ctx context.Context, kind kinds.ID, resourceVersion string) error
 }
 
 // Reason says why a stream makes a new request.
@@ -153,7 +152,8 @@ type Stream struct {
 	before        string // the resume point the last gap ended; a complete state older than it is a rollback
 	fallback      bool   // LIST + WATCH from now on
 	isOpen        bool
-	initialErrors int // WatchLists in a row that ended with an ERROR event before their end bookmark
+	notServed     bool // the resource answered 404 since the stream opened (a CRD deleted); logged once
+	initialErrors int  // WatchLists in a row that ended with an ERROR event before their end bookmark
 
 	opened, synced       chan struct{}
 	openOnce, syncedOnce sync.Once
@@ -163,7 +163,7 @@ type Stream struct {
 // New returns a stream; nothing happens before Run.
 func New(cfg Config) *Stream {
 	name := cfg.Kind.String()
-	log := cfg.Log.WithValues("kind", cfg.Kind.Object.String())
+	log := cfg.Log.WithValues("kind", cfg.Kind.Label())
 	if cfg.Scope.Namespace != "" {
 		name += " in namespace " + cfg.Scope.Namespace
 		log = log.WithValues("namespace", cfg.Scope.Namespace)
@@ -293,6 +293,12 @@ func (s *Stream) next(err error) (Reason, time.Duration, error) {
 		return ReasonFallback, 0, nil
 	case isPermanent(err) && !s.isOpen:
 		return "", 0, err
+	case apierrors.IsNotFound(err): // served before: a CRD deleted, or its group not served yet after a restart
+		if !s.notServed {
+			s.notServed = true
+			s.log.Info("the resource is not served any more; retrying until it is", "reason", err.Error())
+		}
+		return ReasonError, s.pause(err), nil
 	case errors.Is(err, errInitialError): // fewer than maxInitialErrors so far: retry WatchList
 	case errors.Is(err, errCutInitial): // the next WatchList starts the state over
 	case errors.Is(err, errShortWatch): // e.g. client-go's empty watch after a connection error
@@ -304,6 +310,13 @@ func (s *Stream) next(err error) (Reason, time.Duration, error) {
 
 // backoff returns the pause before the next attempt after err, and logs it.
 func (s *Stream) backoff(err error) time.Duration {
+	pause := s.pause(err)
+	s.log.Error(err, "stream failed; retrying", "resourceVersion", s.rv, "after", pause.String())
+	return pause
+}
+
+// pause returns the pause before the next attempt after err.
+func (s *Stream) pause(err error) time.Duration {
 	if time.Since(s.lastFailure) > s.cfg.Timing.BackoffReset {
 		s.delay = s.cfg.Timing.Backoff.DelayFunc() // healthy since the last failure: start over
 	}
@@ -312,13 +325,12 @@ func (s *Stream) backoff(err error) time.Duration {
 	if d, ok := apierrors.SuggestsClientDelay(err); ok && time.Duration(d)*time.Second > pause {
 		pause = time.Duration(d) * time.Second
 	}
-	s.log.Error(err, "stream failed; retrying", "resourceVersion", s.rv, "after", pause.String())
 	return pause
 }
 
 // watchList asks for the complete state followed by every change, on one watch.
 func (s *Stream) watchList(ctx context.Context) error {
-	token := s.cfg.Sink.BeginSync(s.cfg.Kind.Object)
+	token := s.cfg.Sink.BeginSync(s.cfg.Kind.ID)
 	w, err := s.watch(ctx, metav1.ListOptions{
 		SendInitialEvents:    ptr.To(true),
 		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
@@ -368,14 +380,14 @@ func (s *Stream) initialState(ctx context.Context, w watch.Interface, token uint
 		switch ev.Type {
 		case watch.Added:
 			s.markOpen()
-			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, ev.Type, ev.Object, token); err != nil {
+			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.ID, ev.Type, ev.Object, token); err != nil {
 				return err
 			}
 		case watch.Modified, watch.Deleted:
 			// Only a plain watch, one that ignored sendInitialEvents, changes objects before the end
 			// bookmark. The object is a change like any other; the fallback's LIST then diffs.
 			s.markOpen()
-			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, ev.Type, ev.Object, 0); err != nil {
+			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.ID, ev.Type, ev.Object, 0); err != nil {
 				return err
 			}
 			return fmt.Errorf("%w: a %s event before the initial-events-end bookmark", errIgnored, ev.Type)
@@ -411,7 +423,7 @@ func (s *Stream) endSync(ctx context.Context, token uint32, rv string) error {
 		cmp, err := resourceversion.CompareResourceVersion(rv, s.before)
 		rolledBack = err == nil && cmp < 0
 	}
-	if err := s.cfg.Sink.EndSync(ctx, s.cfg.Kind.Object, token, rv, rolledBack); err != nil {
+	if err := s.cfg.Sink.EndSync(ctx, s.cfg.Kind.ID, token, rv, rolledBack); err != nil {
 		if errors.Is(err, ErrResync) {
 			s.before = ""
 		}
@@ -470,13 +482,13 @@ func (s *Stream) changes(ctx context.Context, w watch.Interface) error {
 				return err
 			}
 			if ev.Type != watch.Bookmark {
-				if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, ev.Type, ev.Object, 0); err != nil {
+				if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.ID, ev.Type, ev.Object, 0); err != nil {
 					return err
 				}
 			}
 			// Past the initial state events come in resourceVersion order: each is a position.
 			s.rv = m.GetResourceVersion()
-			if err := s.cfg.Sink.Progress(ctx, s.cfg.Kind.Object, s.rv); err != nil {
+			if err := s.cfg.Sink.Progress(ctx, s.cfg.Kind.ID, s.rv); err != nil {
 				return err
 			}
 		case watch.Error:
@@ -490,7 +502,7 @@ func (s *Stream) changes(ctx context.Context, w watch.Interface) error {
 // listWatch is the fallback for servers without WatchList: a paged LIST whose items are the
 // complete state; its resourceVersion is the resume point for the watch that follows.
 func (s *Stream) listWatch(ctx context.Context) error {
-	token := s.cfg.Sink.BeginSync(s.cfg.Kind.Object)
+	token := s.cfg.Sink.BeginSync(s.cfg.Kind.ID)
 	opts := metav1.ListOptions{Limit: s.cfg.Timing.PageSize}
 	for {
 		if err := s.resyncAsked(); err != nil {
@@ -507,7 +519,7 @@ func (s *Stream) listWatch(ctx context.Context) error {
 		}
 		for _, item := range items {
 			// A copy, so that an object the consumer keeps does not pin the whole page.
-			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.Object, watch.Added, item.DeepCopyObject(), token); err != nil {
+			if err := s.cfg.Sink.Observe(ctx, s.cfg.Kind.ID, watch.Added, item.DeepCopyObject(), token); err != nil {
 				return err
 			}
 		}
@@ -523,6 +535,10 @@ func (s *Stream) listWatch(ctx context.Context) error {
 }
 
 func (s *Stream) markOpen() {
+	if s.notServed {
+		s.notServed = false
+		s.log.Info("the resource is served again")
+	}
 	if s.isOpen {
 		return
 	}

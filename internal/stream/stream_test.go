@@ -58,6 +58,7 @@ var (
 	stBadRequest  = apierrors.NewBadRequest("unknown parameter").ErrStatus
 	stInternal    = apierrors.NewInternalError(errors.New("etcd lacks progress notification")).ErrStatus
 	stUnavailable = apierrors.NewServiceUnavailable("the server is shutting down").ErrStatus
+	stNotFound    = apierrors.NewNotFound(schema.GroupResource{Group: "stable.example.com", Resource: "widgets"}, "").ErrStatus
 	stTooMany     = apierrors.NewTooManyRequests("too many requests, please try again later", 1).ErrStatus
 )
 
@@ -240,6 +241,16 @@ func TestStream(t *testing.T) {
 			wantReasons:  []Reason{ReasonStart, ReasonEnded, ReasonError},
 			wantRequests: []string{qWatchList, qResume("21"), qResume("21")},
 			wantSink:     happySink,
+			wantOpened:   true,
+			wantSynced:   true,
+		},
+		// 7b
+		{
+			name:         "404 on resumes after the stream opened (its CRD deleted): retried until served again",
+			script:       []answer{happyWatchList, failWith(stNotFound), failWith(stNotFound), watchOf(modified("b", "30"))},
+			wantReasons:  []Reason{ReasonStart, ReasonEnded, ReasonError, ReasonError, ReasonEnded},
+			wantRequests: []string{qWatchList, qResume("21"), qResume("21"), qResume("21"), qResume("30")},
+			wantSink:     concat(happySink, []string{"observe MODIFIED b rv=30 sync=0", "progress 30"}),
 			wantOpened:   true,
 			wantSynced:   true,
 		},
