@@ -1,6 +1,7 @@
 # make test   builds the control plane for tests if missing, then go vet and go test -race.
 # make demo   runs examples/stream: against KUBECONFIG / KUBECONFIG_FLAG when set, else a local control plane.
 # make bench  runs the benchmarks against client-go informers.
+# make test-compat  runs the end-to-end and fault tests against kube-apiserver 1.29 to 1.37 (long).
 SHELL := /usr/bin/env bash
 GO ?= go
 export GOTOOLCHAIN ?= local
@@ -9,7 +10,7 @@ PROGRESS := hack/with-progress.sh
 # Extra flags for the demo, e.g. make demo ARGS="-types pod,rbac -duration 30s".
 ARGS ?=
 
-.PHONY: all test vet demo bench envtest-assets
+.PHONY: all test vet demo bench envtest-assets test-compat
 
 all: test
 
@@ -25,6 +26,11 @@ vet:
 test: envtest-assets vet
 	@echo "go test -race ./... against $(ASSETS) (first compile ~3 min; the fault suites run several minutes)"
 	@KUBEBUILDER_ASSETS=$(ASSETS) $(PROGRESS) "running go test -race" $(GO) test -race -count=1 -timeout 45m ./...
+
+## test-compat: the end-to-end and fault tests against every kube-apiserver minor from 1.29 to 1.37,
+## each built from the Go module proxy (about 5 min per version the first time); one line per version.
+test-compat:
+	@hack/test-compat.sh
 
 ## demo: the stream of entries, on your cluster (KUBECONFIG) or on a local control plane.
 demo:

@@ -44,12 +44,22 @@ build_apiserver() {
     # outside its repository each must be replaced with the published v0.X.Y of the same release.
     gomod=$(go list -m -f '{{.GoMod}}' "k8s.io/kubernetes@v$K8S_VERSION")
     mods=$(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod" | sort -u)
+    tags=""
     for m in $mods; do
-      go mod edit -replace="$m=$m@v0.${K8S_VERSION#1.}"
+      if go mod download "$m@v0.${K8S_VERSION#1.}" >/dev/null 2>&1; then
+        go mod edit -replace="$m=$m@v0.${K8S_VERSION#1.}"
+      else
+        # Not served (k8s.io/legacy-cloud-providers before 1.31): an empty module stands in; the
+        # providerless build tag leaves every package that imports it out.
+        mkdir -p "stub/$m"
+        printf 'module %s\n' "$m" >"stub/$m/go.mod"
+        go mod edit -replace="$m=./stub/$m"
+        tags=providerless
+      fi
     done
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" >/dev/null 2>&1 ||
-      go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION"
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w \
+    go get -tags "$tags" "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" >/dev/null 2>&1 ||
+      go get -tags "$tags" "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION"
+    CGO_ENABLED=0 go build -tags "$tags" -trimpath -ldflags "-s -w \
       -X k8s.io/component-base/version.gitVersion=v$K8S_VERSION \
       -X k8s.io/component-base/version.gitMajor=1 \
       -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
@@ -88,6 +98,9 @@ fi
 step=$SECONDS
 if have etcd "$ETCD_VERSION"; then
   log "etcd v$ETCD_VERSION present in $DIR"
+elif other=$(ls -d "$CACHE_ROOT"/k8s-*-etcd-"$ETCD_VERSION" 2>/dev/null | head -1) && [ -x "$other/etcd" ]; then
+  cp "$other/etcd" "$DIR/etcd.tmp" && mv -f "$DIR/etcd.tmp" "$DIR/etcd"
+  log "etcd v$ETCD_VERSION copied from $other"
 else
   log "building etcd v$ETCD_VERSION from the Go module proxy (about 1 min)"
   with_progress etcd bash -c build_etcd

@@ -7,7 +7,8 @@
 // A stream is always in one of three modes, chosen at the top of each turn:
 //
 //	mode        when                                   request
-//	watchList   no resume point, WatchList not refused  watch, sendInitialEvents=true, RV="", NotOlderThan
+//	watchList   no resume point, WatchList not refused  watch, sendInitialEvents=true, NotOlderThan, RV=""
+//	                                                    (after a 410: RV=the expired resume point)
 //	resume      a resume point (rv != "")               plain watch from rv, no initial events
 //	listWatch   no resume point, fallback on            paged LIST; its resourceVersion becomes the resume point
 //
@@ -24,6 +25,8 @@
 //	fallback LIST completed          listed        resume from the list's resourceVersion
 //	watch ended by the server        ended         resume, no pause
 //	410 Gone / Expired / RV too large expired      watchList (or listWatch), no pause; the state is diffed
+//	WatchList after a 410 answered    expired       the same WatchList after the server's pause (1 s), a
+//	  "too large" (a replica behind)                maxTooLarge times; then RV="" (its current state)
 //	the state is older than what was  rolled-back   watchList again once the kind was re-baselined
 //	  resumed from (etcd restored)
 //	the Sink returned ErrResync, or   resync        watchList (or listWatch), no pause

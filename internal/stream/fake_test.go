@@ -300,6 +300,11 @@ func listOf(rv, cont string, pods ...string) answer {
 
 const qWatchList = "allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&sendInitialEvents=true&watch=true"
 
+// qWatchListFrom is a WatchList whose state must not be older than rv (after rv expired).
+func qWatchListFrom(rv string) string {
+	return "allowWatchBookmarks=true&resourceVersion=" + url.QueryEscape(rv) + "&resourceVersionMatch=NotOlderThan&sendInitialEvents=true&watch=true"
+}
+
 func qResume(rv string) string {
 	return "allowWatchBookmarks=true&resourceVersion=" + url.QueryEscape(rv) + "&watch=true"
 }

@@ -114,6 +114,11 @@ func DefaultTiming() Timing {
 // expecting the client to fall back.
 const maxInitialErrors = 3
 
+// maxTooLarge is how many "too large resource version" answers in a row a WatchList not older than
+// the last resume point takes (a replica behind catches up in seconds) before the stream asks for
+// the server's current state instead (etcd restored without a revision bump never catches up).
+const maxTooLarge = 3
+
 // Scope narrows what a stream reads; the zero Scope is every object of the kind, whole.
 type Scope struct {
 	// Namespace: only this namespace; "" is every namespace (and a cluster-scoped kind's only value).
@@ -150,6 +155,7 @@ type Stream struct {
 	lastFailure   time.Time
 	rv            string // resume point: the end bookmark's, a LIST's or a later event's resourceVersion; "" = none
 	before        string // the resume point the last gap ended; a complete state older than it is a rollback
+	tooLarge      int    // WatchLists not older than before, in a row, that a server behind refused as too large
 	fallback      bool   // LIST + WATCH from now on
 	isOpen        bool
 	notServed     bool // the resource answered 404 since the stream opened (a CRD deleted); logged once
@@ -274,10 +280,18 @@ func (s *Stream) next(err error) (Reason, time.Duration, error) {
 		s.log.V(2).Info("requesting the complete state again", "reason", err.Error())
 		s.rv = ""
 		return ReasonResync, 0, nil
+	case apierrors.HasStatusCause(err, metav1.CauseTypeResourceVersionTooLarge) && s.rv == "" && s.before != "":
+		// A WatchList not older than before, served by a replica whose watch cache is behind it.
+		s.tooLarge++
+		s.log.V(2).Info("the server is behind the last resume point; retrying", "resourceVersion", s.before, "reason", err.Error())
+		if s.tooLarge == maxTooLarge {
+			s.log.Info("the server stays behind the last resume point; asking for its current state", "resourceVersion", s.before, "reason", err.Error())
+		}
+		return ReasonExpired, s.pause(err), nil
 	case isExpired(err):
 		s.log.V(2).Info("resume point expired; requesting the complete state", "resourceVersion", s.rv, "reason", err.Error())
 		if s.rv != "" {
-			s.before = s.rv
+			s.before, s.tooLarge = s.rv, 0
 		}
 		s.rv = ""
 		return ReasonExpired, 0, nil
@@ -328,14 +342,22 @@ func (s *Stream) pause(err error) time.Duration {
 	return pause
 }
 
-// watchList asks for the complete state followed by every change, on one watch.
+// watchList asks for the complete state followed by every change, on one watch. After a resume
+// point expired, the state must not be older than that point (as client-go's reflector asks): a
+// replica whose watch cache is behind it waits up to 3 s and answers "too large resource version",
+// instead of serving a state older than what was delivered. After maxTooLarge such answers in a
+// row, it asks for the server's current state, which endSync may then find rolled back.
 func (s *Stream) watchList(ctx context.Context) error {
 	token := s.cfg.Sink.BeginSync(s.cfg.Kind.ID)
-	w, err := s.watch(ctx, metav1.ListOptions{
+	opts := metav1.ListOptions{
 		SendInitialEvents:    ptr.To(true),
 		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
 		AllowWatchBookmarks:  true,
-	})
+	}
+	if s.tooLarge < maxTooLarge {
+		opts.ResourceVersion = s.before
+	}
+	w, err := s.watch(ctx, opts)
 	if err != nil {
 		if refusesWatchList(err) {
 			return fmt.Errorf("%w: %w", errRefused, err)
@@ -425,16 +447,16 @@ func (s *Stream) endSync(ctx context.Context, token uint32, rv string) error {
 	}
 	if err := s.cfg.Sink.EndSync(ctx, s.cfg.Kind.ID, token, rv, rolledBack); err != nil {
 		if errors.Is(err, ErrResync) {
-			s.before = ""
+			s.before, s.tooLarge = "", 0
 		}
 		return err
 	}
 	if rolledBack {
 		err := fmt.Errorf("%w: %s < %s", errRolledBack, rv, s.before)
-		s.before = ""
+		s.before, s.tooLarge = "", 0
 		return err
 	}
-	s.before = ""
+	s.before, s.tooLarge = "", 0
 	s.rv = rv
 	s.markSynced()
 	return nil

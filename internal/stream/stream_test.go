@@ -140,7 +140,7 @@ func TestStream(t *testing.T) {
 				watchOf(added("a", "21"), endBookmark("30"), bookmark("31")),
 			},
 			wantReasons:  []Reason{ReasonStart, ReasonEnded, ReasonExpired, ReasonEnded},
-			wantRequests: []string{qWatchList, qResume("21"), qWatchList, qResume("31")},
+			wantRequests: []string{qWatchList, qResume("21"), qWatchListFrom("21"), qResume("31")},
 			wantSink: concat(happySink, []string{
 				"begin 2",
 				"observe ADDED a rv=21 sync=2",
@@ -154,7 +154,7 @@ func TestStream(t *testing.T) {
 			name:         "410 Gone answer to a resume: expired, a new WatchList",
 			script:       []answer{happyWatchList, failWith(stGone)},
 			wantReasons:  []Reason{ReasonStart, ReasonEnded, ReasonExpired},
-			wantRequests: []string{qWatchList, qResume("21"), qWatchList},
+			wantRequests: []string{qWatchList, qResume("21"), qWatchListFrom("21")},
 			wantSink:     concat(happySink, []string{"begin 2"}),
 			wantOpened:   true,
 			wantSynced:   true,
@@ -164,7 +164,7 @@ func TestStream(t *testing.T) {
 			name:         "ResourceVersionTooLarge ERROR event on a resume: expired, no pause",
 			script:       []answer{happyWatchList, watchOf(errorEvent(stTooLarge))},
 			wantReasons:  []Reason{ReasonStart, ReasonEnded, ReasonExpired},
-			wantRequests: []string{qWatchList, qResume("21"), qWatchList},
+			wantRequests: []string{qWatchList, qResume("21"), qWatchListFrom("21")},
 			wantSink:     concat(happySink, []string{"begin 2"}),
 			wantOpened:   true,
 			wantSynced:   true,
@@ -329,7 +329,7 @@ func TestStream(t *testing.T) {
 				ReasonStart, ReasonError, ReasonError, ReasonEnded, ReasonExpired, ReasonError, ReasonError,
 			},
 			wantRequests: []string{
-				qWatchList, qWatchList, qWatchList, qResume("21"), qWatchList, qWatchList, qWatchList,
+				qWatchList, qWatchList, qWatchList, qResume("21"), qWatchListFrom("21"), qWatchListFrom("21"), qWatchListFrom("21"),
 			},
 			wantSink: concat([]string{"begin 1", "begin 2"}, renumber(happySink, 1, 3),
 				[]string{"begin 4", "begin 5", "begin 6"}),
@@ -446,6 +446,31 @@ func TestStream(t *testing.T) {
 			wantSink:     []string{"begin 1", "begin 2"},
 			wantErr:      apierrors.IsForbidden,
 		},
+		// 16b
+		{
+			name: "a replica behind answers the WatchList after a 410 with too large: retried after a pause, then its current state",
+			script: []answer{
+				happyWatchList,
+				watchOf(errorEvent(stExpired)),
+				failWith(stTooLarge), failWith(stTooLarge), failWith(stTooLarge),
+				watchOf(added("a", "10"), endBookmark("30")),
+			},
+			wantReasons: []Reason{ReasonStart, ReasonEnded, ReasonExpired, ReasonExpired, ReasonExpired, ReasonExpired, ReasonError},
+			wantRequests: []string{qWatchList, qResume("21"), qWatchListFrom("21"), qWatchListFrom("21"), qWatchListFrom("21"),
+				qWatchList, qResume("30")},
+			wantSink: concat(happySink, []string{"begin 2", "begin 3", "begin 4", "begin 5",
+				"observe ADDED a rv=10 sync=5", "end 5 rv=30 rolledBack=false"}),
+			wantOpened: true,
+			wantSynced: true,
+			check: func(t *testing.T, reqs []request, _ []string) {
+				// Each too-large answer suggests 1 s: the stream waits for the replica to catch up.
+				for i := 3; i <= 5; i++ {
+					if gap := reqs[i].at.Sub(reqs[i-1].at); gap < 900*time.Millisecond {
+						t.Errorf("request %d came %s after a too-large answer, want about 1 s", i, gap)
+					}
+				}
+			},
+		},
 		// 17
 		{
 			name: "the state after a 410 is older than the resume point: rolled back, a WatchList again",
@@ -456,7 +481,7 @@ func TestStream(t *testing.T) {
 				watchOf(added("a", "10"), endBookmark("31"), bookmark("31")),
 			},
 			wantReasons:  []Reason{ReasonStart, ReasonEnded, ReasonExpired, ReasonRolledBack, ReasonEnded},
-			wantRequests: []string{qWatchList, qResume("50"), qWatchList, qWatchList, qResume("31")},
+			wantRequests: []string{qWatchList, qResume("50"), qWatchListFrom("50"), qWatchList, qResume("31")},
 			wantSink: []string{
 				"begin 1",
 				"observe ADDED a rv=10 sync=1",

@@ -1,15 +1,14 @@
 package testenv
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -50,6 +49,8 @@ type Plane struct {
 
 	// certDir is the apiserver's fixed CertDir when Restartable, removed by Stop; "" otherwise.
 	certDir string
+	// flags are the apiserver flags Start set, which a replica gets too.
+	flags map[string]string
 }
 
 // Start launches etcd and kube-apiserver from the folder named by KUBEBUILDER_ASSETS. When the
@@ -75,8 +76,9 @@ func Start(opts Options) (*Plane, error) {
 		}
 		api.CertDir = p.certDir
 	}
-	api.Configure().Set(shutdownGraceFlag, shutdownGraceValue)
-	for name, value := range opts.APIServerFlags {
+	p.flags = map[string]string{shutdownGraceFlag: shutdownGraceValue}
+	maps.Copy(p.flags, opts.APIServerFlags)
+	for name, value := range p.flags {
 		api.Configure().Set(name, value)
 	}
 
@@ -121,15 +123,8 @@ func (p *Plane) RestartAPIServer() error {
 	if err := api.Start(); err != nil {
 		return fmt.Errorf("testenv: start apiserver again: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-	var lastErr error
-	err := wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		_, lastErr = p.Clientset.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		return lastErr == nil, nil
-	})
-	if err != nil {
-		return fmt.Errorf("testenv: apiserver not ready after restart: %w", errors.Join(err, lastErr))
+	if err := waitReady(p.Clientset); err != nil {
+		return fmt.Errorf("testenv: after restart: %w", err)
 	}
 	return nil
 }
