@@ -15,16 +15,41 @@ import (
 	"github.com/watchlist-go/watchlist/reader"
 )
 
-// churner creates, updates and deletes objects of some kinds in one namespace, at random from a
-// seed, until stopped. Writes that fail (the server may be down on purpose) are counted, not fatal.
+// churner creates, updates and deletes objects in one namespace, at random from a seed, until
+// stopped. Writes that fail (the server may be down on purpose) are counted, not fatal.
 type churner struct {
 	cancel         context.CancelFunc
 	done           chan struct{}
 	writes, failed atomic.Int64
 }
 
-// churn starts a churner with a pause between writes; stop it with stop.
+// churnOps are a churner's writes through one kind of client, on objects it knows as T: create
+// makes the i-th object (its kind is the ops' to choose), touch changes one so that it gets a new
+// resourceVersion, remove deletes one.
+type churnOps[T any] struct {
+	create func(ctx context.Context, rng *rand.Rand, i int) (T, error)
+	touch  func(ctx context.Context, obj T, i int) (T, error)
+	remove func(ctx context.Context, obj T) error
+}
+
+// churn starts a churner of objects of kinds, through cs, with a pause between writes.
 func churn(t *testing.T, cs *kubernetes.Clientset, ns string, seed uint64, pause time.Duration, kinds ...reader.ObjectType) *churner {
+	t.Helper()
+	return startChurn(t, seed, pause, churnOps[client.Object]{
+		create: func(ctx context.Context, rng *rand.Rand, i int) (client.Object, error) {
+			obj, err := testenv.NewObject(testenvKind[kinds[rng.IntN(len(kinds))]], ns, fmt.Sprintf("churn-%d-%d", seed, i))
+			if err != nil {
+				return nil, err
+			}
+			return testenv.Create(ctx, cs, obj)
+		},
+		touch:  func(ctx context.Context, obj client.Object, _ int) (client.Object, error) { return testenv.Touch(ctx, cs, obj) },
+		remove: func(ctx context.Context, obj client.Object) error { return testenv.Delete(ctx, cs, obj) },
+	})
+}
+
+// startChurn starts a churner that writes through ops; stop it with stop (the test's cleanup does).
+func startChurn[T any](t *testing.T, seed uint64, pause time.Duration, ops churnOps[T]) *churner {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &churner{cancel: cancel, done: make(chan struct{})}
@@ -32,23 +57,24 @@ func churn(t *testing.T, cs *kubernetes.Clientset, ns string, seed uint64, pause
 	t.Cleanup(func() { c.stop() })
 	go func() {
 		defer close(c.done)
-		var live []client.Object
+		var live []T
 		for i := 0; ctx.Err() == nil; i++ {
 			var err error
 			switch p := rng.IntN(10); {
 			case len(live) < 5 || p < 4:
-				ot := kinds[rng.IntN(len(kinds))]
-				var obj client.Object
-				if obj, err = testenv.NewObject(testenvKind[ot], ns, fmt.Sprintf("churn-%d-%d", seed, i)); err == nil {
-					if obj, err = testenv.Create(ctx, cs, obj); err == nil {
-						live = append(live, obj)
-					}
+				var obj T
+				if obj, err = ops.create(ctx, rng, i); err == nil {
+					live = append(live, obj)
 				}
 			case p < 7:
-				_, err = testenv.Touch(ctx, cs, live[rng.IntN(len(live))])
+				j := rng.IntN(len(live))
+				var obj T
+				if obj, err = ops.touch(ctx, live[j], i); err == nil {
+					live[j] = obj
+				}
 			default:
 				j := rng.IntN(len(live))
-				if err = testenv.Delete(ctx, cs, live[j]); err == nil {
+				if err = ops.remove(ctx, live[j]); err == nil {
 					live = append(live[:j], live[j+1:]...)
 				}
 			}

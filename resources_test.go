@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,69 +106,28 @@ func resourceSnapshot(dyn dynamic.Interface, gvrs ...schema.GroupVersionResource
 	}
 }
 
-// resourceChurner creates, updates and deletes objects of some resources in one namespace.
-type resourceChurner struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	writes atomic.Int64
-	failed atomic.Int64
-}
-
-// churnResources starts churning objects of gvrs in ns with seed, a write every pause.
-func churnResources(t *testing.T, dyn dynamic.Interface, ns string, seed uint64, pause time.Duration, gvrs ...schema.GroupVersionResource) *resourceChurner {
+// churnResources starts a churner of objects of gvrs in ns, through dyn, a write every pause.
+func churnResources(t *testing.T, dyn dynamic.Interface, ns string, seed uint64, pause time.Duration, gvrs ...schema.GroupVersionResource) *churner {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &resourceChurner{cancel: cancel, done: make(chan struct{})}
-	t.Cleanup(func() { c.stop() })
-	rng := rand.New(rand.NewPCG(seed, 0xc4))
-	type liveObj struct {
+	type object struct {
 		gvr schema.GroupVersionResource
 		obj *unstructured.Unstructured
 	}
-	go func() {
-		defer close(c.done)
-		var live []liveObj
-		for i := 0; ctx.Err() == nil; i++ {
-			var err error
-			switch p := rng.IntN(10); {
-			case len(live) < 5 || p < 4:
-				gvr := gvrs[rng.IntN(len(gvrs))]
-				var obj *unstructured.Unstructured
-				obj, err = dyn.Resource(gvr).Namespace(ns).Create(ctx, newResourceObject(gvr, ns, fmt.Sprintf("churn-%d-%d", seed, i), i), metav1.CreateOptions{})
-				if err == nil {
-					live = append(live, liveObj{gvr, obj})
-				}
-			case p < 7:
-				j := rng.IntN(len(live))
-				touchResource(live[j].obj, i)
-				var obj *unstructured.Unstructured
-				if obj, err = dyn.Resource(live[j].gvr).Namespace(ns).Update(ctx, live[j].obj, metav1.UpdateOptions{}); err == nil {
-					live[j].obj = obj
-				}
-			default:
-				j := rng.IntN(len(live))
-				if err = dyn.Resource(live[j].gvr).Namespace(ns).Delete(ctx, live[j].obj.GetName(), metav1.DeleteOptions{}); err == nil {
-					live = append(live[:j], live[j+1:]...)
-				}
-			}
-			c.writes.Add(1)
-			if err != nil {
-				c.failed.Add(1)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(pause):
-			}
-		}
-	}()
-	return c
-}
-
-// stop ends the churn and returns how many writes it made.
-func (c *resourceChurner) stop() int64 {
-	c.cancel()
-	<-c.done
-	return c.writes.Load()
+	return startChurn(t, seed, pause, churnOps[object]{
+		create: func(ctx context.Context, rng *rand.Rand, i int) (object, error) {
+			gvr := gvrs[rng.IntN(len(gvrs))]
+			obj, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, newResourceObject(gvr, ns, fmt.Sprintf("churn-%d-%d", seed, i), i), metav1.CreateOptions{})
+			return object{gvr, obj}, err
+		},
+		touch: func(ctx context.Context, o object, i int) (object, error) {
+			touchResource(o.obj, i)
+			obj, err := dyn.Resource(o.gvr).Namespace(ns).Update(ctx, o.obj, metav1.UpdateOptions{})
+			return object{o.gvr, obj}, err
+		},
+		remove: func(ctx context.Context, o object) error {
+			return dyn.Resource(o.gvr).Namespace(ns).Delete(ctx, o.obj.GetName(), metav1.DeleteOptions{})
+		},
+	})
 }
 
 // createResources creates n objects of gvr in ns and returns them.
