@@ -43,7 +43,9 @@ func churn(t *testing.T, cs *kubernetes.Clientset, ns string, seed uint64, pause
 			}
 			return testenv.Create(ctx, cs, obj)
 		},
-		touch:  func(ctx context.Context, obj client.Object, _ int) (client.Object, error) { return testenv.Touch(ctx, cs, obj) },
+		touch: func(ctx context.Context, obj client.Object, _ int) (client.Object, error) {
+			return testenv.Touch(ctx, cs, obj)
+		},
 		remove: func(ctx context.Context, obj client.Object) error { return testenv.Delete(ctx, cs, obj) },
 	})
 }
