@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -91,6 +96,32 @@ func (s *session) installCRDs(plane *testenv.Plane) error {
 	for _, crd := range crds {
 		s.say("installed CRD %s", crd.Name)
 	}
+	return s.seedWidgets(plane)
+}
+
+// widgets is the resource of the demo's CRD.
+var widgets = schema.GroupVersionResource{Group: "stable.example.com", Version: "v1", Resource: "widgets"}
+
+// seedWidgets creates a few Widgets in demoNamespace when the demo reads them.
+func (s *session) seedWidgets(plane *testenv.Plane) error {
+	if !slices.Contains(s.cfg.resources, widgets) {
+		return nil
+	}
+	dyn, err := dynamic.NewForConfig(plane.Config)
+	if err != nil {
+		return fmt.Errorf("build dynamic client: %w", err)
+	}
+	for i, color := range []string{"red", "green", "blue"} {
+		w := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "stable.example.com/v1", "kind": "Widget",
+			"metadata": map[string]any{"namespace": demoNamespace, "name": "widget-" + color},
+			"spec":     map[string]any{"size": int64(i + 1), "color": color},
+		}}
+		if _, err := dyn.Resource(widgets).Namespace(demoNamespace).Create(context.Background(), w, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create widget %s: %w", color, err)
+		}
+	}
+	s.say("created 3 widgets in %s", demoNamespace)
 	return nil
 }
 
