@@ -13,6 +13,10 @@
 // the same field selector and the reader of every pod; WithMetadataOnly against the reader, a
 // metadata informer and the typed informer; and the floor, the reader's WatchList request with only
 // the watch envelopes decoded.
+//
+// -suite resources (resources.go) measures WithResources on a custom resource (Widgets, read as
+// JSON), initial sync only, each variant in its own child: the reader against client-go's dynamic
+// informer and metadata informer for the same resource, and the floor.
 package bench
 
 import (
@@ -57,7 +61,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		ns       = fs.String("n", "1000,10000,30000", "pod counts to measure, comma-separated")
+		ns       = fs.String("n", "1000,10000,30000", "object counts to measure, comma-separated (pods; Widgets with -suite resources)")
 		runs     = fs.String("runs", "3", "runs of each variant per N: one number, or one per N (e.g. 3,3,2)")
 		rate     = fs.Float64("rate", 500, "churn: changes per second")
 		churn    = fs.Float64("churn", 10, "churn: seconds")
@@ -70,7 +74,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		workers  = fs.Int("workers", 16, "parallel writers when creating objects and churning")
 		resync   = fs.Duration("resync", 2*time.Second, "the informer's resync period, for the relist comparison")
 		report   = fs.String("report", "", "only render the report into -out from this runs.jsonl of an earlier run (no control plane)")
-		suite    = fs.String("suite", SuiteDefault, "`suite` to run: default (reader vs informer for 7 kinds: sync, churn, relist) or scope (pods: one node's, metadata only, the floor; initial sync only; writes scope.md, scope.csv, scope-runs.jsonl)")
+		suite    = fs.String("suite", SuiteDefault, "`suite` to run: default (reader vs informer for 7 kinds: sync, churn, relist), scope (pods: one node's, metadata only, the floor; initial sync only; writes scope.md, scope.csv, scope-runs.jsonl) or resources (Widgets, a CRD, through WithResources against dynamic and metadata informers, and the floor; initial sync only; writes resources.md, resources.csv, resources-runs.jsonl)")
 
 		child      = fs.String("child", "", "internal: measure `reader|informer` in this process")
 		kubeconfig = fs.String("kubeconfig", "", "internal: the child's kubeconfig")
@@ -101,8 +105,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if *suite != SuiteDefault && *suite != SuiteScope {
-		fmt.Fprintf(stderr, "bench: -suite %q: want %s or %s\n", *suite, SuiteDefault, SuiteScope)
+	ss, isSync := syncSuiteNamed(*suite)
+	if *suite != SuiteDefault && !isSync {
+		fmt.Fprintf(stderr, "bench: -suite %q: want %s, %s or %s\n", *suite, SuiteDefault, SuiteScope, SuiteResources)
 		return 2
 	}
 
@@ -110,7 +115,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		cfg := childConfig{mode: *child, kubeconfig: *kubeconfig, content: *content, resync: *resync, strip: *strip,
 			cpuProfile: *cpuProf, memProfile: *memProf}
 		run := func() error { return runChild(ctx, cfg, os.Stdin, stdout) }
-		if isScopeVariant(*child) {
+		if isScopeVariant(*child) || isResourcesVariant(*child) {
 			run = func() error { return runScopeChild(ctx, cfg, stdout) }
 		}
 		if err := run(); err != nil {
@@ -120,8 +125,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	if *suite == SuiteScope {
-		return mainScope(ctx, fs, scopeFlags{ns: *ns, runs: *runs, out: *out, cpuProfile: *cpuProf, memProfile: *memProf,
+	if isSync {
+		return mainSync(ctx, fs, ss, syncFlags{ns: *ns, runs: *runs, out: *out, cpuProfile: *cpuProf, memProfile: *memProf,
 			report: *report, workers: *workers}, stdout, stderr)
 	}
 
@@ -184,17 +189,26 @@ func parseInts(s string) ([]int, error) {
 
 // validate reports a Config that Run cannot measure.
 func (c Config) validate() error {
-	switch {
-	case len(c.Ns) == 0:
-		return errors.New("-n: no pod count")
-	case !slices.IsSorted(c.Ns):
-		return errors.New("-n must be increasing: objects are only ever added")
-	case len(c.Runs) != 1 && len(c.Runs) != len(c.Ns):
-		return fmt.Errorf("-runs: want one count or one per N, got %d for %d N", len(c.Runs), len(c.Ns))
-	case slices.ContainsFunc(c.Runs, func(r int) bool { return r < 1 }):
-		return errors.New("-runs: counts must be positive")
-	case c.Rate <= 0 || c.Churn <= 0 || c.Workers < 1 || c.Resync < time.Second:
+	if err := validateCounts(c.Ns, c.Runs); err != nil {
+		return err
+	}
+	if c.Rate <= 0 || c.Churn <= 0 || c.Workers < 1 || c.Resync < time.Second {
 		return errors.New("-rate and -churn must be positive, -workers at least 1, -resync at least 1s")
+	}
+	return nil
+}
+
+// validateCounts reports object counts (-n) and runs (-runs) that no suite can measure.
+func validateCounts(ns, runs []int) error {
+	switch {
+	case len(ns) == 0:
+		return errors.New("-n: no object count")
+	case !slices.IsSorted(ns):
+		return errors.New("-n must be increasing: objects are only ever added")
+	case len(runs) != 1 && len(runs) != len(ns):
+		return fmt.Errorf("-runs: want one count or one per N, got %d for %d N", len(runs), len(ns))
+	case slices.ContainsFunc(runs, func(r int) bool { return r < 1 }):
+		return errors.New("-runs: counts must be positive")
 	}
 	return nil
 }
@@ -337,26 +351,34 @@ func decodeRuns[T any](r io.Reader, strict bool, check func(T) error) ([]T, erro
 
 // writeReport prints the table and targets and writes them to out.
 func writeReport(t Table, out string, stdout io.Writer) error {
+	return publishReport(t.Markdown, t.Targets(), out, "results.md", stdout,
+		reportFile{"results.csv", t.CSV}, reportFile{"heap.svg", t.SVG})
+}
+
+// reportFile is one file of a report in -out: its name and what writes it.
+type reportFile struct {
+	name  string
+	write func(io.Writer) error
+}
+
+// publishReport renders a report's markdown and, when targets is not nil, its targets; prints
+// them on stdout; and writes them into out as mdName, with files beside.
+func publishReport(markdown func(io.Writer) error, targets []Target, out, mdName string, stdout io.Writer, files ...reportFile) error {
 	var md strings.Builder
-	if err := t.Markdown(&md); err != nil {
+	if err := markdown(&md); err != nil {
 		return err
 	}
-	md.WriteString("\nTargets:\n\n")
-	if err := WriteTargets(&md, t.Targets()); err != nil {
-		return err
+	if targets != nil {
+		md.WriteString("\nTargets:\n\n")
+		if err := WriteTargets(&md, targets); err != nil {
+			return err
+		}
 	}
 	if _, err := io.WriteString(stdout, md.String()); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
-	files := []struct {
-		name  string
-		write func(io.Writer) error
-	}{
-		{"results.md", func(w io.Writer) error { _, err := io.WriteString(w, md.String()); return err }},
-		{"results.csv", t.CSV},
-		{"heap.svg", t.SVG},
-	}
-	for _, f := range files {
+	mdFile := reportFile{mdName, func(w io.Writer) error { _, err := io.WriteString(w, md.String()); return err }}
+	for _, f := range append([]reportFile{mdFile}, files...) {
 		if err := writeFile(filepath.Join(out, f.name), f.write); err != nil {
 			return err
 		}
@@ -383,19 +405,7 @@ func writeFile(path string, write func(io.Writer) error) error {
 func measureOne(ctx context.Context, cfg Config, v variant, n, run int, kubeconfig string, ch *churner, stderr io.Writer) (res Result, err error) {
 	args := []string{"-child", v.mode, "-content", v.content, "-kubeconfig", kubeconfig, "-resync", cfg.Resync.String(),
 		"-strip=" + strconv.FormatBool(v.strip)}
-	if cfg.CPUProfile != "" {
-		args = append(args, "-cpuprofile", profilePath(cfg.CPUProfile, v.name, n, run))
-	}
-	if cfg.MemProfile != "" {
-		args = append(args, "-memprofile", profilePath(cfg.MemProfile, v.name, n, run))
-	}
-	// Let the apiserver settle after the previous child or the object creation.
-	select {
-	case <-ctx.Done():
-		return res, ctx.Err()
-	case <-time.After(2 * time.Second):
-	}
-	c, err := startChild(args, stderr)
+	c, err := launchChild(ctx, args, cfg.CPUProfile, cfg.MemProfile, v.name, n, run, stderr)
 	if err != nil {
 		return res, err
 	}
@@ -454,6 +464,24 @@ func measureOne(ctx context.Context, cfg Config, v variant, n, run int, kubeconf
 		res.ChurnRate, res.ChurnSeen, res.ChurnWritten, res.LagP50Ms, res.LagP99Ms, res.CPUPer1000(),
 		res.RelistEntries, res.RelistSeconds)
 	return res, nil
+}
+
+// launchChild lets the apiserver settle for 2 s after the previous child or the creation of the
+// objects, then starts a child with args and, when asked for, the profile flags (cpuProfile,
+// memProfile) named for variant v at n and run.
+func launchChild(ctx context.Context, args []string, cpuProfile, memProfile, v string, n, run int, stderr io.Writer) (*childProc, error) {
+	if cpuProfile != "" {
+		args = append(args, "-cpuprofile", profilePath(cpuProfile, v, n, run))
+	}
+	if memProfile != "" {
+		args = append(args, "-memprofile", profilePath(memProfile, v, n, run))
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	return startChild(args, stderr)
 }
 
 // profilePath inserts "-<variant>-n<N>-r<run>" before path's extension.

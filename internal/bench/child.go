@@ -135,7 +135,7 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	var subj subject
 	switch cfg.mode {
 	case ModeReader:
-		subj = &readerSubject{cs: cs, lags: lags}
+		subj = &readerSubject{cs: cs, lags: lags, types: watched}
 	case ModeInformer:
 		subj = &informerSubject{cs: cs, lags: lags, resync: cfg.resync, strip: cfg.strip}
 	default:
@@ -348,7 +348,7 @@ func expect(in *bufio.Scanner, name string, n int) ([]int64, error) {
 type readerSubject struct {
 	cs    *kubernetes.Clientset
 	lags  *lagRecorder
-	types watchlist.RetrieveType // 0: watched
+	types watchlist.RetrieveType // may be 0 with WithResources in opts
 	opts  []watchlist.Option
 
 	r        *watchlist.Reader
@@ -358,11 +358,7 @@ type readerSubject struct {
 }
 
 func (s *readerSubject) start(ctx context.Context) error {
-	types := s.types
-	if types == 0 {
-		types = watched
-	}
-	r, err := watchlist.New(ctx, s.cs, types, s.opts...)
+	r, err := watchlist.New(ctx, s.cs, s.types, s.opts...)
 	if err != nil {
 		return fmt.Errorf("new reader: %w", err)
 	}

@@ -22,8 +22,9 @@ var parameterCodec = scheme.ParameterCodec
 // between 5 and 10 minutes, which changes nothing before the end bookmark.
 const floorWatchTimeout = 5 * 60
 
-// maxFrame is the largest watch frame readInitialEvents accepts. A JSON stream read as frames
-// starts with a "length" of over 2 GB ('{"ty'), well above it.
+// maxFrame is the largest watch frame readInitialEvents accepts, and the longest event line of
+// readInitialEventsJSON. A JSON stream read as protobuf frames starts with a "length" of over 2 GB
+// ('{"ty'), well above it.
 const maxFrame = 64 << 20
 
 // floorListOptions are the query of the reader's WatchList request.
@@ -61,7 +62,7 @@ func readInitialEvents(r io.Reader) (floorStats, error) {
 	for {
 		if _, err := io.ReadFull(r, header[:]); err != nil {
 			if errors.Is(err, io.EOF) {
-				return st, fmt.Errorf("the stream ended after %d events, before the initial-events-end bookmark", st.frames)
+				return st, st.endedEarly()
 			}
 			return st, fmt.Errorf("read the header of frame %d: %w", st.frames+1, err)
 		}
@@ -81,31 +82,52 @@ func readInitialEvents(r io.Reader) (floorStats, error) {
 		if err := ev.Unmarshal(buf); err != nil {
 			return st, fmt.Errorf("decode the envelope of frame %d: %w", st.frames, err)
 		}
-		switch watch.EventType(ev.Type) {
-		case watch.Added:
-			st.added++
-		case watch.Bookmark:
-			st.bookmarks++
-			obj, err := runtime.Decode(scheme.Codecs.UniversalDeserializer(), ev.Object.Raw)
-			if err != nil {
-				return st, fmt.Errorf("decode the bookmark of frame %d: %w", st.frames, err)
-			}
-			m, err := meta.Accessor(obj)
-			if err != nil {
-				return st, fmt.Errorf("the bookmark of frame %d: %w", st.frames, err)
-			}
-			if m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
-				st.resourceVersion = m.GetResourceVersion()
-				return st, nil
-			}
-		case watch.Error:
-			obj, err := runtime.Decode(scheme.Codecs.UniversalDeserializer(), ev.Object.Raw)
-			if err != nil {
-				return st, fmt.Errorf("decode the error of frame %d: %w", st.frames, err)
-			}
-			return st, fmt.Errorf("the server sent an error in frame %d: %w", st.frames, apierrors.FromObject(obj))
-		default:
-			return st, fmt.Errorf("a %q event in frame %d, before the initial-events-end bookmark", ev.Type, st.frames)
+		if end, err := st.event(ev.Type, ev.Object.Raw, decodeProtobuf); end || err != nil {
+			return st, err
 		}
 	}
+}
+
+// endedEarly is the error of a stream that ended before its initial-events-end bookmark.
+func (st *floorStats) endedEarly() error {
+	return fmt.Errorf("the stream ended after %d events, before the initial-events-end bookmark", st.frames)
+}
+
+// decodeProtobuf decodes an object of a protobuf watch event: a built-in kind or a Status.
+func decodeProtobuf(raw []byte) (runtime.Object, error) {
+	return runtime.Decode(scheme.Codecs.UniversalDeserializer(), raw)
+}
+
+// event counts the event of frame st.frames, of type typ; raw is its object, which decode decodes
+// for a bookmark (to find the annotation) and an error (its Status) only. It returns true at the
+// BOOKMARK annotated k8s.io/initial-events-end, and an error for an ERROR event or an event that
+// is neither ADDED nor BOOKMARK.
+func (st *floorStats) event(typ string, raw []byte, decode func([]byte) (runtime.Object, error)) (end bool, err error) {
+	switch watch.EventType(typ) {
+	case watch.Added:
+		st.added++
+	case watch.Bookmark:
+		st.bookmarks++
+		obj, err := decode(raw)
+		if err != nil {
+			return false, fmt.Errorf("decode the bookmark of frame %d: %w", st.frames, err)
+		}
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return false, fmt.Errorf("the bookmark of frame %d: %w", st.frames, err)
+		}
+		if m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
+			st.resourceVersion = m.GetResourceVersion()
+			return true, nil
+		}
+	case watch.Error:
+		obj, err := decode(raw)
+		if err != nil {
+			return false, fmt.Errorf("decode the error of frame %d: %w", st.frames, err)
+		}
+		return false, fmt.Errorf("the server sent an error in frame %d: %w", st.frames, apierrors.FromObject(obj))
+	default:
+		return false, fmt.Errorf("a %q event in frame %d, before the initial-events-end bookmark", typ, st.frames)
+	}
+	return false, nil
 }

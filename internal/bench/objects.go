@@ -128,11 +128,8 @@ func newBenchRole(i int) *rbacv1.Role {
 func populate(ctx context.Context, cs kubernetes.Interface, have population, n, workers int, log io.Writer) (population, error) {
 	target := want(n)
 	if have.pods == 0 {
-		for i := range namespaces {
-			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespaceName(i)}}
-			if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-				return have, fmt.Errorf("create namespace %s: %w", ns.Name, err)
-			}
+		if err := createNamespaces(ctx, cs); err != nil {
+			return have, err
 		}
 	}
 	steps := []struct {
@@ -176,6 +173,18 @@ func populate(ctx context.Context, cs kubernetes.Interface, have population, n, 
 		}
 	}
 	return target, nil
+}
+
+// createNamespaces creates the namespaces the objects are spread over (namespaceName), those that
+// do not exist yet.
+func createNamespaces(ctx context.Context, cs kubernetes.Interface) error {
+	for i := range namespaces {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespaceName(i)}}
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s: %w", ns.Name, err)
+		}
+	}
+	return nil
 }
 
 // parallel runs do(i) for every i in [from, to) on workers goroutines, reporting progress on log

@@ -14,12 +14,13 @@ import (
 )
 
 // benchPlane is a suite's control plane: children read it through kubeconfig, the parent writes
-// through cs (no client-side rate limit) and records each run in runs.
+// through cs or other clients of writer (no client-side rate limit) and records each run in runs.
 type benchPlane struct {
 	runs       *os.File
 	plane      *testenv.Plane
 	tmp        string // holds kubeconfig
 	kubeconfig string
+	writer     *rest.Config
 	cs         *kubernetes.Clientset
 }
 
@@ -62,9 +63,9 @@ func startBenchPlane(stderr io.Writer, suite string) (b *benchPlane, err error) 
 	if err := testenv.WriteKubeconfig(plane.Config, b.kubeconfig); err != nil {
 		return b, err
 	}
-	writerCfg := rest.CopyConfig(plane.Config)
-	writerCfg.QPS, writerCfg.Burst = -1, 0
-	if b.cs, err = kubernetes.NewForConfig(writerCfg); err != nil {
+	b.writer = rest.CopyConfig(plane.Config)
+	b.writer.QPS, b.writer.Burst = -1, 0
+	if b.cs, err = kubernetes.NewForConfig(b.writer); err != nil {
 		return b, fmt.Errorf("build clientset: %w", err)
 	}
 	return b, nil

@@ -14,8 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -24,11 +22,11 @@ import (
 
 const kib = 1 << 10
 
-// ScopeResult is what one child of the scope suite measured during its initial sync, sent to the
-// parent in its final message. The parent fills the fields marked "parent".
+// ScopeResult is what one child of a sync suite (scope or resources) measured during its initial
+// sync, sent to the parent in its final message. The parent fills the fields marked "parent".
 type ScopeResult struct {
-	Variant string `json:"variant"` // parent: one of scopeVariants
-	N       int    `json:"n"`       // parent: pods in the cluster
+	Variant string `json:"variant"` // parent: one of the suite's variants
+	N       int    `json:"n"`       // parent: objects the suite created (pods, Widgets)
 	Run     int    `json:"run"`     // parent: 1, 2, ...
 
 	Objects     int     `json:"objects"`          // objects in the initial state
@@ -39,7 +37,7 @@ type ScopeResult struct {
 	// body the server sends a WatchList, as they come off the socket; no TCP/IP headers).
 	BytesReceived int64 `json:"bytes_received"`
 	// BodyBytes is what the child read from the bodies of its HTTP responses over the same time,
-	// after the transport undid any gzip: the protobuf frames the decoders see.
+	// after the transport undid any gzip: the protobuf frames or JSON lines the decoders see.
 	BodyBytes    int64  `json:"body_bytes"`
 	HeapBaseline uint64 `json:"heap_baseline"` // live heap after GC before starting, bytes
 	HeapPeakSync uint64 `json:"heap_peak_sync"`
@@ -122,14 +120,18 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// newSyncSubject builds the subject of v, a variant of a sync suite, on restCfg.
+func newSyncSubject(v string, restCfg *rest.Config) (syncSubject, error) {
+	if isResourcesVariant(v) {
+		return newResourcesSubject(v, restCfg)
+	}
+	return newScopeSubject(v, restCfg)
+}
+
 // newScopeSubject builds the subject of scope variant v on restCfg.
 func newScopeSubject(v string, restCfg *rest.Config) (syncSubject, error) {
 	if v == VariantInformerMetadata {
-		mc, err := metadata.NewForConfig(restCfg)
-		if err != nil {
-			return nil, fmt.Errorf("build metadata client: %w", err)
-		}
-		return &podInformerSubject{mc: mc}, nil
+		return newMetadataInformer(restCfg, podsGVR)
 	}
 	cs, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
@@ -149,14 +151,17 @@ func newScopeSubject(v string, restCfg *rest.Config) (syncSubject, error) {
 	case VariantInformerPods:
 		return &podInformerSubject{cs: cs}, nil
 	case VariantFloor:
-		return &floorSubject{client: cs.CoreV1().RESTClient()}, nil
+		// The reader's request for pods (internal/stream: watchList, watch, request): protobuf by
+		// default.
+		req := cs.CoreV1().RESTClient().Get().UseProtobufAsDefault().Resource("pods")
+		return &floorSubject{what: "pods", req: req, read: readInitialEvents}, nil
 	}
 	return nil, fmt.Errorf("unknown scope variant %q", v)
 }
 
-// runScopeChild runs one child of the scope suite: it measures the initial sync of cfg.mode (a
-// scope variant) and writes one message, the result or an error, on out. It returns an error only
-// when it could not write that message.
+// runScopeChild runs one child of a sync suite (scope or resources): it measures the initial sync
+// of cfg.mode (a variant of the suite) and writes one message, the result or an error, on out. It
+// returns an error only when it could not write that message.
 func runScopeChild(ctx context.Context, cfg childConfig, out io.Writer) error {
 	enc := json.NewEncoder(out)
 	res, err := measureScopeChild(ctx, cfg)
@@ -186,7 +191,7 @@ func measureScopeChild(ctx context.Context, cfg childConfig) (res ScopeResult, e
 	restCfg.Dial = counter.dial
 	body := &bodyCounter{}
 	restCfg.Wrap(body.wrap)
-	subj, err := newScopeSubject(cfg.mode, restCfg)
+	subj, err := newSyncSubject(cfg.mode, restCfg)
 	if err != nil {
 		return res, err
 	}
@@ -212,34 +217,16 @@ func measureScopeChild(ctx context.Context, cfg childConfig) (res ScopeResult, e
 	return res, nil
 }
 
-// podInformerSubject is one client-go pod informer: typed (cs, optionally with a field selector)
-// or metadata only (mc).
+// podInformerSubject is one client-go typed pod informer, optionally with a field selector.
 type podInformerSubject struct {
 	cs            kubernetes.Interface
-	mc            metadata.Interface
 	fieldSelector string
 
-	inf      cache.SharedIndexInformer
-	stopCh   chan struct{}
-	shutdown func() // the factory's Shutdown
+	startedInformer
 }
 
 func (s *podInformerSubject) start(ctx context.Context) error {
 	s.stopCh = make(chan struct{})
-	if s.mc != nil {
-		f := metadatainformer.NewSharedInformerFactory(s.mc, 0)
-		s.inf, s.shutdown = f.ForResource(podsGVR).Informer(), f.Shutdown
-		if err := s.addHandler(); err != nil {
-			return err
-		}
-		f.Start(s.stopCh)
-		// Not f.WaitForCacheSync, which polls every 100 ms: the same wait, without polling, as the
-		// typed factory's WaitForCacheSyncWithContext.
-		if !cache.WaitFor(ctx, "", s.inf.HasSyncedChecker()) {
-			return fmt.Errorf("metadata informer not synced: %w", context.Cause(ctx))
-		}
-		return nil
-	}
 	var opts []informers.SharedInformerOption
 	if s.fieldSelector != "" {
 		sel := s.fieldSelector
@@ -254,31 +241,42 @@ func (s *podInformerSubject) start(ctx context.Context) error {
 	return f.WaitForCacheSyncWithContext(ctx).AsError()
 }
 
+// startedInformer is the informer a subject started from a factory, and how to stop it.
+type startedInformer struct {
+	inf      cache.SharedIndexInformer
+	stopCh   chan struct{} // nil until started
+	shutdown func()        // the factory's Shutdown
+}
+
 // addHandler adds a handler that does nothing, as informerSubject does for every kind but pods: the
 // informer then distributes its notifications as it would to a user's handler.
-func (s *podInformerSubject) addHandler() error {
+func (s *startedInformer) addHandler() error {
 	if _, err := s.inf.AddEventHandlerWithResyncPeriod(cache.ResourceEventHandlerFuncs{}, 0); err != nil {
 		return fmt.Errorf("add event handler: %w", err)
 	}
 	return nil
 }
 
-func (s *podInformerSubject) objects(context.Context) int { return len(s.inf.GetStore().ListKeys()) }
+func (s *startedInformer) objects(context.Context) int { return len(s.inf.GetStore().ListKeys()) }
 
-func (s *podInformerSubject) stop(context.Context) error {
+func (s *startedInformer) stop(context.Context) error {
 	if s.stopCh == nil {
 		return nil
 	}
 	close(s.stopCh)
-	s.shutdown() // waits for every informer goroutine
+	if s.shutdown != nil {
+		s.shutdown() // waits for every informer goroutine
+	}
 	return nil
 }
 
-// floorSubject sends the reader's WatchList request for pods and decodes only the watch envelopes
-// (readInitialEvents) up to the end bookmark: what the server and the network cost without a
-// reader or an informer.
+// floorSubject sends the reader's WatchList request for one resource and reads the body with read
+// (readInitialEvents for protobuf, readInitialEventsJSON for JSON) up to the end bookmark, without
+// decoding any object: what the server and the network cost without a reader or an informer.
 type floorSubject struct {
-	client rest.Interface // the clientset's core/v1 REST client, as the reader's pod stream uses
+	what string        // the resource, for errors
+	req  *rest.Request // the reader's request for the resource (client, path, media type), without the query
+	read func(io.Reader) (floorStats, error)
 
 	body   io.ReadCloser
 	cancel context.CancelFunc
@@ -290,16 +288,15 @@ func (s *floorSubject) start(ctx context.Context) error {
 	streamCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	defer context.AfterFunc(ctx, cancel)()
-	// The reader's request (internal/stream: watchList, watch, request): a watch of every pod with
-	// sendInitialEvents, resourceVersionMatch=NotOlderThan and bookmarks, protobuf by default.
+	// The reader's query: a watch with sendInitialEvents, resourceVersionMatch=NotOlderThan and
+	// bookmarks.
 	opts := floorListOptions()
-	body, err := s.client.Get().UseProtobufAsDefault().Resource("pods").
-		VersionedParams(&opts, parameterCodec).Stream(streamCtx)
+	body, err := s.req.VersionedParams(&opts, parameterCodec).Stream(streamCtx)
 	if err != nil {
-		return fmt.Errorf("watch pods: %w", err)
+		return fmt.Errorf("watch %s: %w", s.what, err)
 	}
 	s.body = body
-	s.stats, err = readInitialEvents(body)
+	s.stats, err = s.read(body)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("%w (%w)", context.Cause(ctx), err)
 	}

@@ -43,10 +43,36 @@ type scopeRatio struct{ Num, Den string }
 // Key is the ratio's CSV column, "num/den".
 func (r scopeRatio) Key() string { return r.Num + "/" + r.Den }
 
-// Label is the ratio's table column.
-func (r scopeRatio) Label() string { return scopeLabels[r.Num] + " / " + scopeLabels[r.Den] }
+// syncLayout is how the report of a sync suite is laid out: an introduction, then one table per
+// section; its CSV has a column per variant, then one per ratio.
+type syncLayout struct {
+	intro    string            // the paragraph before the tables; %s: how many runs the medians are of
+	counted  string            // what N counts, for the first column's header: "pods"
+	variants []string          // every variant, in the CSV's order
+	labels   map[string]string // variant → column name
+	sections []scopeSection
+}
 
-// scopeSection is one table of the scope report.
+// ratioLabel is the table column of ratio r.
+func (l *syncLayout) ratioLabel(r scopeRatio) string {
+	return l.labels[r.Num] + " / " + l.labels[r.Den]
+}
+
+// bytesNote says what the bytes rows of a sync suite's tables count.
+const bytesNote = "*bytes received* is what the child read from its TCP connections from start to sync " +
+	"(TLS handshake and records, HTTP/2 frames, the gzip body the server sends a WatchList; no TCP/IP headers); " +
+	"*response bodies* are the same responses' bodies as the decoders read them, once the transport undid the gzip."
+
+// scopeLayout is the scope suite's report.
+var scopeLayout = syncLayout{
+	intro:    "Scope suite: medians of %s per variant and N, each run in its own process, pods only. " + bytesNote,
+	counted:  "pods",
+	variants: scopeVariants,
+	labels:   scopeLabels,
+	sections: scopeSections,
+}
+
+// scopeSection is one table of a sync suite's report.
 type scopeSection struct {
 	Title    string
 	Note     string
@@ -104,17 +130,23 @@ func (r ScopeRow) Value(v string) float64 {
 // Ratio is the median of num over the median of den (NaN when undefined).
 func (r ScopeRow) Ratio(num, den string) float64 { return ratio(r.Value(num), r.Value(den)) }
 
-// ScopeTable is the summary of a scope run: Rows grouped by N in increasing order, ScopeMetrics order
-// within.
+// ScopeTable is the summary of a run of a sync suite (scope or resources): Rows grouped by N in
+// increasing order, ScopeMetrics order within.
 type ScopeTable struct {
 	Rows    []ScopeRow
 	Results []ScopeResult
 	runs    map[int]map[string]int // N → variant → runs
+	layout  *syncLayout
 }
 
-// SummarizeScope takes the median of every metric over the runs of each variant at each N.
-func SummarizeScope(results []ScopeResult) ScopeTable {
-	t := ScopeTable{Results: results, runs: map[int]map[string]int{}}
+// SummarizeScope takes the median of every metric over the runs of each variant of the scope suite
+// at each N.
+func SummarizeScope(results []ScopeResult) ScopeTable { return summarizeSync(results, &scopeLayout) }
+
+// summarizeSync takes the median of every metric over the runs of each variant at each N, for a
+// report laid out as layout.
+func summarizeSync(results []ScopeResult, layout *syncLayout) ScopeTable {
+	t := ScopeTable{Results: results, runs: map[int]map[string]int{}, layout: layout}
 	byKey := map[int]map[string][]ScopeResult{}
 	for _, r := range results {
 		if byKey[r.N] == nil {
@@ -179,17 +211,15 @@ func (t ScopeTable) runsNote() string {
 // of its runs), then the ratios.
 func (t ScopeTable) Markdown(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Scope suite: medians of %s per variant and N, each run in its own process, pods only. "+
-		"*bytes received* is what the child read from its TCP connections from start to sync "+
-		"(TLS handshake and records, HTTP/2 frames, the gzip body the server sends a WatchList; no TCP/IP headers); "+
-		"*response bodies* are the same responses' bodies as the decoders read them, once the transport undid the gzip.\n", t.runsNote())
-	for _, s := range scopeSections {
-		fmt.Fprintf(&b, "\n### %s\n\n%s\n\n| N pods | metric |", s.Title, s.Note)
+	l := t.layout
+	fmt.Fprintf(&b, l.intro+"\n", t.runsNote())
+	for _, s := range l.sections {
+		fmt.Fprintf(&b, "\n### %s\n\n%s\n\n| N %s | metric |", s.Title, s.Note, l.counted)
 		for _, v := range s.Variants {
-			b.WriteString(" " + scopeLabels[v] + " |")
+			b.WriteString(" " + l.labels[v] + " |")
 		}
 		for _, r := range s.Ratios {
-			b.WriteString(" " + r.Label() + " |")
+			b.WriteString(" " + l.ratioLabel(r) + " |")
 		}
 		b.WriteString("\n|---:|---|" + strings.Repeat("---:|", len(s.Variants)+len(s.Ratios)) + "\n")
 		for _, row := range t.Rows {
@@ -216,10 +246,10 @@ func (t ScopeTable) Markdown(w io.Writer) error {
 	return nil
 }
 
-// scopeRatios are every section's ratios, each once, in order.
-func scopeRatios() []scopeRatio {
+// ratios are every section's ratios, each once, in order.
+func (l *syncLayout) ratios() []scopeRatio {
 	var out []scopeRatio
-	for _, s := range scopeSections {
+	for _, s := range l.sections {
 		for _, r := range s.Ratios {
 			if !slices.Contains(out, r) {
 				out = append(out, r)
@@ -232,16 +262,16 @@ func scopeRatios() []scopeRatio {
 // CSV writes the table as CSV with a header row: n, metric, unit, the median of every variant,
 // then every ratio ("num/den").
 func (t ScopeTable) CSV(w io.Writer) error {
-	ratios := scopeRatios()
+	ratios := t.layout.ratios()
 	header := []string{"n", "metric", "unit"}
-	header = append(header, scopeVariants...)
+	header = append(header, t.layout.variants...)
 	for _, r := range ratios {
 		header = append(header, r.Key())
 	}
 	records := [][]string{header}
 	for _, row := range t.Rows {
 		rec := []string{strconv.Itoa(row.N), row.Metric.Key, row.Metric.Unit}
-		for _, v := range scopeVariants {
+		for _, v := range t.layout.variants {
 			rec = append(rec, csvFloat(row.Value(v)))
 		}
 		for _, r := range ratios {

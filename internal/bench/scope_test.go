@@ -105,20 +105,54 @@ func TestNodes(t *testing.T) {
 	}
 }
 
-// fakeScopeResults makes runs of every scope variant at each n: sync time, CPU and bytes are
-// per-variant multiples of n, the run number added to the time so that medians are checkable.
+// checkMarkdown renders tab's markdown, checks that it holds every one of wants and that each table
+// row has as many cells as its header, and returns it.
+func checkMarkdown(t *testing.T, tab ScopeTable, wants ...string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := tab.Markdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range wants {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	var header int
+	for line := range strings.SplitSeq(md, "\n") {
+		switch {
+		case strings.HasPrefix(line, "| N "):
+			header = strings.Count(line, "|")
+		case strings.HasPrefix(line, "|"):
+			if got := strings.Count(line, "|"); got != header {
+				t.Errorf("%d cells, header %d: %s", got, header, line)
+			}
+		}
+	}
+	return md
+}
+
+// fakeScopeResults makes runs of every scope variant at each n (fakeSyncResults).
 func fakeScopeResults(ns []int, runs int) []ScopeResult {
 	scale := map[string]float64{ // seconds per 10,000 pods; bytes are 2,000 times as many KiB
 		VariantReaderNode: 0.02, VariantInformerNode: 0.03, VariantReaderPods: 0.5, VariantReaderMetadata: 0.2,
 		VariantInformerMetadata: 0.3, VariantInformerPods: 0.6, VariantFloor: 0.25,
 	}
+	return fakeSyncResults(&scopeSuite, scale, ns, runs)
+}
+
+// fakeSyncResults makes runs of every variant of s at each n: sync time, CPU and bytes are
+// per-variant multiples of n (scale: seconds per 10,000 objects), the run number added to the time
+// so that medians are checkable.
+func fakeSyncResults(suite *syncSuite, scale map[string]float64, ns []int, runs int) []ScopeResult {
 	var out []ScopeResult
 	for _, n := range ns {
 		for run := 1; run <= runs; run++ {
-			for _, v := range scopeVariants {
+			for _, v := range suite.variants {
 				s := scale[v] * float64(n) / 10000
 				out = append(out, ScopeResult{
-					Variant: v, N: n, Run: run, Objects: expectedObjects(v, n),
+					Variant: v, N: n, Run: run, Objects: suite.expected(v, n),
 					SyncSeconds: s + float64(run)/1000, SyncCPU: s / 2, BytesReceived: int64(s * 2000 * kib), BodyBytes: int64(s * 6000 * kib),
 					HeapBaseline: mib, HeapPeakSync: 3 * mib, HeapSynced: 2 * mib,
 				})
@@ -166,36 +200,14 @@ func TestSummarizeScope(t *testing.T) {
 }
 
 func TestScopeMarkdown(t *testing.T) {
-	var b bytes.Buffer
-	tab := SummarizeScope(fakeScopeResults([]int{1000, 10000}, 3))
-	if err := tab.Markdown(&b); err != nil {
-		t.Fatal(err)
-	}
-	md := b.String()
-	for _, want := range []string{
+	md := checkMarkdown(t, SummarizeScope(fakeScopeResults([]int{1000, 10000}, 3)),
 		"medians of 3 runs",
 		"| N pods | metric | reader, one node | informer, one node | reader | reader, one node / reader | reader, one node / informer, one node |",
 		"| N pods | metric | reader, metadata | reader | metadata informer | informer | reader, metadata / informer |",
 		"| N pods | metric | floor | reader | informer | reader / floor | informer / floor |",
 		"| 10,000 | objects in the initial state | 100 | 100 | 10,000 | 0.01 | 1.00 |",
 		"| 10,000 | time to initial sync (s) | 0.252 | 0.502 | 0.602 | 1.99 | 2.39 |",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("markdown lacks %q:\n%s", want, md)
-		}
-	}
-	// Each table row has as many cells as its header.
-	var header int
-	for line := range strings.SplitSeq(md, "\n") {
-		switch {
-		case strings.HasPrefix(line, "| N pods"):
-			header = strings.Count(line, "|")
-		case strings.HasPrefix(line, "|"):
-			if got := strings.Count(line, "|"); got != header {
-				t.Errorf("%d cells, header %d: %s", got, header, line)
-			}
-		}
-	}
+	)
 	// The floor's table has only its 5 metrics, at each N.
 	floor := md[strings.Index(md, "### The floor"):]
 	if got := strings.Count(floor, "\n| 1"); got != 2*5 {
@@ -222,7 +234,7 @@ func TestScopeCSV(t *testing.T) {
 	for i, h := range records[0] {
 		col[h] = i
 	}
-	if len(col) != len(records[0]) || len(col) != 3+len(scopeVariants)+len(scopeRatios()) {
+	if len(col) != len(records[0]) || len(col) != 3+len(scopeVariants)+len(scopeLayout.ratios()) {
 		t.Fatalf("header %v", records[0])
 	}
 	for _, rec := range records[1:] {
@@ -272,31 +284,46 @@ func TestScopeTargets(t *testing.T) {
 	}
 }
 
-func TestScopeReportFiles(t *testing.T) {
-	dir := t.TempDir()
-	runs := filepath.Join(dir, scopeRunsFile)
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	for _, r := range fakeScopeResults([]int{1000, 10000}, 2) {
-		if err := enc.Encode(r); err != nil {
+func TestSyncReportFiles(t *testing.T) {
+	for _, tc := range []struct {
+		suite   *syncSuite
+		results []ScopeResult
+		want    []string // in stdout
+		targets bool
+	}{
+		{&scopeSuite, fakeScopeResults([]int{1000, 10000}, 2), []string{"### The floor"}, true},
+		{&resourcesSuite, fakeResourcesResults([]int{1000, 10000}, 2), []string{"### Custom resources", "| 10,000 | objects in the initial state |"}, false},
+	} {
+		dir := t.TempDir()
+		runs := filepath.Join(dir, tc.suite.runsFile)
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		for _, r := range tc.results {
+			if err := enc.Encode(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(runs, b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := os.WriteFile(runs, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	out := filepath.Join(dir, "out")
-	if code := Main([]string{"-suite", "scope", "-report", runs, "-out", out}, &stdout, &stderr); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr.String())
-	}
-	for _, name := range []string{scopeMarkdownFile, scopeCSVFile} {
-		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
-			t.Error(err)
+		var stdout, stderr bytes.Buffer
+		out := filepath.Join(dir, "out")
+		if code := Main([]string{"-suite", tc.suite.name, "-report", runs, "-out", out}, &stdout, &stderr); code != 0 {
+			t.Fatalf("%s: exit %d: %s", tc.suite.name, code, stderr.String())
 		}
-	}
-	if !strings.Contains(stdout.String(), "### The floor") || !strings.Contains(stdout.String(), "Targets:") {
-		t.Errorf("stdout:\n%s", stdout.String())
+		for _, name := range []string{tc.suite.markdownFile, tc.suite.csvFile} {
+			if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+				t.Error(err)
+			}
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("%s: stdout lacks %q:\n%s", tc.suite.name, want, stdout.String())
+			}
+		}
+		if got := strings.Contains(stdout.String(), "Targets:"); got != tc.targets {
+			t.Errorf("%s: targets shown: %v, want %v", tc.suite.name, got, tc.targets)
+		}
 	}
 
 	// The default suite's runs are not scope runs.
@@ -304,18 +331,19 @@ func TestScopeReportFiles(t *testing.T) {
 	if err := json.NewEncoder(&def).Encode(fakeResults([]int{1000}, 1, false)[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := decodeRuns(&def, true, checkScopeVariant); err == nil {
+	if _, err := decodeRuns(&def, true, scopeSuite.check); err == nil {
 		t.Error("a default suite's result was read as a scope result")
 	}
-	if _, err := decodeRuns(strings.NewReader(`{"variant":"reader","n":1}`), true, checkScopeVariant); err == nil {
+	if _, err := decodeRuns(strings.NewReader(`{"variant":"reader","n":1}`), true, scopeSuite.check); err == nil {
 		t.Error("a default suite's variant was accepted")
 	}
 }
 
-// A scope child that cannot start reports one error message on its stdout, and nothing else.
+// A child of a sync suite that cannot start reports one error message on its stdout, and nothing else.
 func TestScopeChildReportsError(t *testing.T) {
 	for _, cfg := range []childConfig{
 		{mode: VariantFloor, kubeconfig: filepath.Join(t.TempDir(), "missing")},
+		{mode: VariantResourcesReader, kubeconfig: filepath.Join(t.TempDir(), "missing")},
 		{mode: "nope", kubeconfig: writeTestKubeconfig(t)},
 	} {
 		var out bytes.Buffer
@@ -436,20 +464,29 @@ func TestBodyCounter(t *testing.T) {
 	}
 }
 
-// watchStream encodes events as a kube-apiserver sends a protobuf watch: the serializers and framer
-// of client-go's scheme for application/vnd.kubernetes.protobuf, each object embedded with the
-// protobuf serializer ("k8s\0" and runtime.Unknown) in a metav1.WatchEvent.
+// watchStream encodes events as a kube-apiserver sends a protobuf watch: each object embedded with
+// the protobuf serializer ("k8s\0" and runtime.Unknown), see encodeWatch.
 func watchStream(t *testing.T, events ...watch.Event) []byte {
 	t.Helper()
-	info, ok := runtime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), runtime.ContentTypeProtobuf)
+	return encodeWatch(t, runtime.ContentTypeProtobuf, func(info runtime.SerializerInfo) runtime.Encoder {
+		return scheme.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion)
+	}, events...)
+}
+
+// encodeWatch encodes events as a kube-apiserver sends a watch of mediaType: the serializers and
+// framer of client-go's scheme for it, each object embedded with the encoder embedded returns in a
+// metav1.WatchEvent.
+func encodeWatch(t *testing.T, mediaType string, embedded func(runtime.SerializerInfo) runtime.Encoder, events ...watch.Event) []byte {
+	t.Helper()
+	info, ok := runtime.SerializerInfoForMediaType(scheme.Codecs.SupportedMediaTypes(), mediaType)
 	if !ok || info.StreamSerializer == nil {
-		t.Fatal("no protobuf stream serializer")
+		t.Fatalf("no %s stream serializer", mediaType)
 	}
 	var out bytes.Buffer
 	enc := streaming.NewEncoder(info.StreamSerializer.Framer.NewFrameWriter(&out), info.StreamSerializer.Serializer)
-	embedded := scheme.Codecs.EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion)
+	embed := embedded(info)
 	for _, ev := range events {
-		raw, err := runtime.Encode(embedded, ev.Object)
+		raw, err := runtime.Encode(embed, ev.Object)
 		if err != nil {
 			t.Fatal(err)
 		}
