@@ -1,6 +1,7 @@
 // Package checkpoint is the on-disk form of a reader's checkpoint: what it delivered (identity,
-// kind, name and last resourceVersion of every object, deleted ones it still remembers included),
-// each scope's floor, and each stream's resume point, under a fingerprint of what the reader reads.
+// kind, name and last resourceVersion of every object, deleted ones it still remembers included)
+// and each stream's resume point, under a fingerprint of what the reader reads. Floors are not
+// kept: they guard against a lagging set of streams, and a restarted reader has none.
 //
 // # Format (version 1)
 //
@@ -11,13 +12,12 @@
 //	format    2 bytes  little-endian, 1
 //	scope     32 bytes the fingerprint of what the reader reads (Checkpoint.Scope)
 //	streams   count, then per stream: kind (1 byte), namespace, resume resourceVersion
-//	floors    count, then per scope: kind (1 byte), namespace, resourceVersion
 //	objects   count, then per object: key (16 bytes: the UID's UUID bytes, or a hash of the
 //	          UID), flags (1 byte: 1 dead, 2 void, 4 UID follows), [UID], kind (1 byte),
 //	          name ("namespace/name", or "/name"), resourceVersion
 //	checksum  4 bytes  little-endian CRC-32C of everything before it
 //
-// A resourceVersion in floors and objects is the filter's number for it (an integer version as
+// An object's resourceVersion is the filter's number for it (an integer version as
 // itself, any other as a hash with the top bit set). An object costs 16 + 1 + 1 + name + about 4
 // bytes.
 package checkpoint
@@ -49,7 +49,6 @@ type Checkpoint struct {
 	// Scope fingerprints what the reader reads; a reader refuses a checkpoint of another scope.
 	Scope   [32]byte
 	Streams []Stream
-	Floors  []Floor
 	Objects []Object
 }
 
@@ -58,13 +57,6 @@ type Stream struct {
 	Kind            uint8
 	Namespace       string
 	ResourceVersion string // "" when the stream had none
-}
-
-// Floor is the newest complete state of a scope (a kind, in one namespace or in all).
-type Floor struct {
-	Kind      uint8
-	Namespace string
-	Version   uint64
 }
 
 // Object is what the filter keeps of one identity.
@@ -95,12 +87,6 @@ func Encode(c *Checkpoint) []byte {
 		b = append(b, s.Kind)
 		b = appendString(b, s.Namespace)
 		b = appendString(b, s.ResourceVersion)
-	}
-	b = binary.AppendUvarint(b, uint64(len(c.Floors)))
-	for _, f := range c.Floors {
-		b = append(b, f.Kind)
-		b = appendString(b, f.Namespace)
-		b = binary.AppendUvarint(b, f.Version)
 	}
 	b = binary.AppendUvarint(b, uint64(len(c.Objects)))
 	for _, o := range c.Objects {
@@ -152,10 +138,6 @@ func Decode(data []byte) (*Checkpoint, error) {
 	c.Streams = make([]Stream, r.count(3))
 	for i := range c.Streams {
 		c.Streams[i] = Stream{Kind: r.byte(), Namespace: r.string(), ResourceVersion: r.string()}
-	}
-	c.Floors = make([]Floor, r.count(3))
-	for i := range c.Floors {
-		c.Floors[i] = Floor{Kind: r.byte(), Namespace: r.string(), Version: r.uvarint()}
 	}
 	c.Objects = make([]Object, r.count(20))
 	for i := range c.Objects {

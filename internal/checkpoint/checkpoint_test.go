@@ -18,7 +18,6 @@ func randomCheckpoint(rng *rand.Rand, n int) *Checkpoint {
 	}
 	for i := range rng.IntN(5) {
 		c.Streams = append(c.Streams, Stream{Kind: uint8(rng.IntN(256)), Namespace: fmt.Sprint("ns-", i), ResourceVersion: fmt.Sprint(rng.Uint64())})
-		c.Floors = append(c.Floors, Floor{Kind: uint8(rng.IntN(256)), Namespace: []string{"", "a"}[rng.IntN(2)], Version: rng.Uint64()})
 	}
 	for i := range n {
 		o := Object{Kind: uint8(rng.IntN(256)), Name: fmt.Sprintf("ns-%d/pod-%d", rng.IntN(10), i), Version: rng.Uint64N(1 << 40),
@@ -55,9 +54,6 @@ func normalize(c *Checkpoint) Checkpoint {
 	out := *c
 	if len(out.Streams) == 0 {
 		out.Streams = nil
-	}
-	if len(out.Floors) == 0 {
-		out.Floors = nil
 	}
 	if len(out.Objects) == 0 {
 		out.Objects = nil
