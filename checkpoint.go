@@ -2,11 +2,15 @@ package watchlist
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/watchlist-go/watchlist/internal/checkpoint"
 )
 
 // CheckpointStore keeps a reader's checkpoint: an opaque, versioned and checksummed blob. Load
@@ -92,4 +96,154 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// Bounds of WithCheckpoint's period.
+const (
+	MinCheckpoint = time.Second
+	MaxCheckpoint = 24 * time.Hour
+)
+
+// WithCheckpoint makes the reader save a checkpoint to store every `every` (and when it stops, and
+// on Reader.Checkpoint), and start from the checkpoint of an earlier run: it then delivers only
+// what changed since, deletes included. A checkpoint covers exactly the entries the consumer has
+// taken from out: one still in out's buffer comes again after a restart.
+//
+// At Run, a missing checkpoint (ErrNoCheckpoint) starts cold; one that cannot be read, or that was
+// written by a reader of other kinds or another scope, makes Run fail and is left as it is. Each
+// stream resumes from its saved point with a plain watch while the server still has it, and
+// otherwise (410) gets a complete state that is diffed against the checkpoint. A save that fails is
+// logged and tried again at the next period. A nil store, a second WithCheckpoint, or every outside
+// [MinCheckpoint, MaxCheckpoint] makes New fail.
+func WithCheckpoint(store CheckpointStore, every time.Duration) Option {
+	return func(r *Reader) error {
+		switch {
+		case store == nil:
+			return errors.New("WithCheckpoint: nil store")
+		case every < MinCheckpoint || every > MaxCheckpoint:
+			return fmt.Errorf("WithCheckpoint(%s): the period must lie between %s and %s", every, MinCheckpoint, MaxCheckpoint)
+		case r.store != nil:
+			return errors.New("WithCheckpoint: given twice")
+		}
+		r.store, r.saveEvery = store, every
+		return nil
+	}
+}
+
+// Checkpoint saves a checkpoint now, covering the entries the consumer has taken (it waits, bounded
+// by ctx, until out's buffer is empty). It fails without WithCheckpoint, before Run returned, and
+// after the reader stopped (which saved its last one).
+func (r *Reader) Checkpoint(ctx context.Context) error {
+	r.mu.Lock()
+	store, opened, closed := r.store, r.opened, r.closed
+	r.mu.Unlock()
+	switch {
+	case store == nil:
+		return errors.New("watchlist: Checkpoint: the reader has no WithCheckpoint")
+	case closed:
+		return ErrClosed
+	case !opened:
+		return ErrNotRunning
+	}
+	return r.save(ctx)
+}
+
+// save takes a checkpoint of the current set and writes it; one save at a time, so a later
+// checkpoint is never overwritten by an earlier one. Only the copy holds up delivery; the write
+// happens outside the output's lock.
+func (r *Reader) save(ctx context.Context) error {
+	if err := r.saveMu.lock(ctx); err != nil {
+		return fmt.Errorf("watchlist: checkpoint: %w", err)
+	}
+	defer r.saveMu.unlock()
+	r.mu.Lock()
+	set := r.current
+	r.mu.Unlock()
+	c, err := r.output.snapshot(ctx, set)
+	if err != nil {
+		return fmt.Errorf("watchlist: checkpoint: %w", err)
+	}
+	c.Scope = r.fingerprint()
+	return r.store.Save(ctx, checkpoint.Encode(c))
+}
+
+// saveLoop saves a checkpoint every saveEvery until ctx ends; a failed save is logged and tried
+// again at the next period.
+func (r *Reader) saveLoop(ctx context.Context) {
+	t := time.NewTicker(r.saveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		saveCtx, cancel := context.WithTimeout(ctx, r.saveEvery)
+		if err := r.save(saveCtx); err != nil && ctx.Err() == nil {
+			r.log.Error(err, "checkpoint not saved; trying again at the next period", "every", r.saveEvery.String())
+		}
+		cancel()
+	}
+}
+
+// finalSaveWait bounds the wait for out's buffer to drain before the last checkpoint, when the
+// reader stops; past it the previous checkpoint stays.
+const finalSaveWait = 2 * time.Second
+
+// saveFinal saves the last checkpoint once the streams stopped, if Run opened them.
+func (r *Reader) saveFinal() {
+	r.mu.Lock()
+	save := r.store != nil && r.opened
+	r.mu.Unlock()
+	if !save {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), finalSaveWait)
+	defer cancel()
+	if err := r.save(ctx); err != nil {
+		r.log.Error(err, "last checkpoint not saved (entries not taken from out, or the store failed); the previous one stays")
+	}
+}
+
+// restore loads the checkpoint of an earlier run, if there is one, into the filter, and sets each
+// stream's resume point. Run calls it before any stream starts.
+func (r *Reader) restore(ctx context.Context) error {
+	if r.store == nil {
+		return nil
+	}
+	data, err := r.store.Load(ctx)
+	if errors.Is(err, ErrNoCheckpoint) {
+		r.log.Info("no checkpoint: starting from the complete state")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load checkpoint: %w", err)
+	}
+	c, err := checkpoint.Decode(data)
+	if err != nil {
+		return fmt.Errorf("checkpoint unreadable, left as it is: %w", err)
+	}
+	if c.Scope != r.fingerprint() || len(c.Streams) != len(r.streams) {
+		return errors.New("the checkpoint was written by a reader of other kinds or another scope; left as it is")
+	}
+	r.resumeAt = make([]string, len(r.streams))
+	for i, s := range c.Streams {
+		r.resumeAt[i] = s.ResourceVersion
+	}
+	r.output.filter.restore(c.Objects)
+	r.log.Info("resuming from a checkpoint", "objects", len(c.Objects), "bytes", len(data))
+	return nil
+}
+
+// fingerprint identifies what the reader reads: its streams' kinds, resources, namespaces,
+// selectors and media. A checkpoint of another fingerprint is refused.
+func (r *Reader) fingerprint() [32]byte {
+	h := sha256.New()
+	for _, s := range r.streams {
+		fmt.Fprintf(h, "%d %s %q %q %q %t\n", s.kind.ID, s.kind.Resource, s.scope.Namespace,
+			s.scope.LabelSelector, s.scope.FieldSelector, s.scope.MetadataOnly)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
 }

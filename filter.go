@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/watchlist-go/watchlist/internal/checkpoint"
 	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/reader"
 )
@@ -424,4 +425,38 @@ func formatUUID(k uidKey) string {
 	b[23] = '-'
 	hex.Encode(b[24:36], k[10:16])
 	return string(b[:])
+}
+
+// export returns what the filter keeps of every identity, for a checkpoint.
+func (f *filter) export() []checkpoint.Object {
+	out := make([]checkpoint.Object, 0, len(f.objects))
+	for k, rec := range f.objects {
+		o := checkpoint.Object{Key: k, Kind: uint8(rec.kind), Name: rec.name, Version: uint64(rec.rv), Dead: rec.dead, Void: rec.void}
+		if uid, ok := f.oddUIDs[k]; ok {
+			o.UID = string(uid)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// restore fills an empty filter with a checkpoint's objects: what a reader that ran before
+// delivered. No complete state holds them yet (their marks are 0), so the first one of each scope
+// finds which are gone.
+func (f *filter) restore(objs []checkpoint.Object) {
+	for _, o := range objs {
+		rec := record{name: o.Name, rv: version(o.Version), kind: kinds.ID(o.Kind), dead: o.Dead, void: o.Void}
+		f.objects[o.Key] = rec
+		if o.UID != "" {
+			if f.oddUIDs == nil {
+				f.oddUIDs = make(map[uidKey]types.UID)
+			}
+			f.oddUIDs[o.Key] = types.UID(o.UID)
+		}
+		if rec.dead {
+			f.tombs = append(f.tombs, tomb{key: o.Key, kind: rec.kind, rv: rec.rv})
+		} else {
+			f.live[rec.kind].Add(1)
+		}
+	}
 }

@@ -195,7 +195,7 @@ func newTestSet(objs ...reader.ObjectType) *streamSet {
 	ctx, cancel := context.WithCancel(context.Background())
 	set := &streamSet{ctx: ctx, cancel: cancel, stats: newStats(), failed: make(chan struct{}),
 		synced: make(chan struct{}), done: make([]bool, len(objs)), unsynced: len(objs),
-		resyncing: make([]atomic.Bool, len(objs))}
+		resyncing: make([]atomic.Bool, len(objs)), resume: make([]string, len(objs))}
 	for _, o := range objs {
 		k, _ := kinds.ByObject(o)
 		set.specs = append(set.specs, streamSpec{kind: k})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/watchlist-go/watchlist/internal/checkpoint"
 	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/internal/stream"
 	"github.com/watchlist-go/watchlist/reader"
@@ -175,6 +177,9 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, sync uint32
 		return err
 	}
 	o.filter.endSync(kind, ns, set.slot, sync, s, rolledBack)
+	if !rolledBack {
+		set.resume[i] = rv
+	}
 	switch {
 	case found:
 		return stream.ErrResync
@@ -221,10 +226,51 @@ func (o *output) progress(ctx context.Context, set *streamSet, i int, rv string)
 		return err
 	}
 	defer o.mu.unlock()
+	set.resume[i] = rv
 	if set.role.Load() == int32(roleCurrent) {
 		o.filter.progress(set.specs[i].kind.ID, set.specs[i].scope.Namespace, parseVersion(rv), o.overlap())
 	}
 	return nil
+}
+
+// caught counts set's stream i synced: it resumed from a checkpoint's point and delivered what the
+// server had for it.
+func (o *output) caught(ctx context.Context, set *streamSet, i int) error {
+	if err := o.mu.lock(ctx); err != nil {
+		return err
+	}
+	defer o.mu.unlock()
+	if !set.retiredNow() {
+		set.streamSynced(i, o)
+	}
+	return nil
+}
+
+// snapshot returns what a checkpoint keeps: the filter's identities and set's resume points, at a
+// moment when out's buffer is empty, so that it covers exactly what the consumer took. It waits
+// for that moment, bounded by ctx; each try holds the lock only to check, or to copy.
+func (o *output) snapshot(ctx context.Context, set *streamSet) (*checkpoint.Checkpoint, error) {
+	for {
+		if err := o.mu.lock(ctx); err != nil {
+			return nil, err
+		}
+		if len(o.out) == 0 {
+			c := &checkpoint.Checkpoint{Objects: o.filter.export()}
+			for i, spec := range set.specs {
+				c.Streams = append(c.Streams, checkpoint.Stream{Kind: uint8(spec.kind.ID), Namespace: spec.scope.Namespace, ResourceVersion: set.resume[i]})
+			}
+			o.mu.unlock()
+			return c, nil
+		}
+		o.mu.unlock()
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%d entries not taken from out: %w", len(o.out), ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // splitName splits a record's "namespace/name".
@@ -273,6 +319,10 @@ func (s setSink) EndSync(ctx context.Context, _ kinds.ID, sync uint32, rv string
 
 func (s setSink) Progress(ctx context.Context, _ kinds.ID, rv string) error {
 	return s.o.progress(ctx, s.set, s.i, rv)
+}
+
+func (s setSink) Caught(ctx context.Context, _ kinds.ID) error {
+	return s.o.caught(ctx, s.set, s.i)
 }
 
 // ctxMutex is a mutex whose lock can be given up when a context ends.

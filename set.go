@@ -72,9 +72,11 @@ type streamSet struct {
 	// resyncing[i]: stream i was told to take its state again at a swap (versions that are not
 	// integers); until it begins that state, what it still had in flight is dropped.
 	resyncing []atomic.Bool
-	// Guarded by the output's mu: which streams delivered a complete state, and how many have not.
+	// Guarded by the output's mu: which streams delivered a complete state, and how many have not;
+	// each stream's last resume point the output saw (what a checkpoint saves).
 	done     []bool
 	unsynced int
+	resume   []string
 }
 
 // startSet starts one stream per kind under parent; the set stops when parent ends or stop is
@@ -91,6 +93,7 @@ func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 		synced:    make(chan struct{}),
 		done:      make([]bool, len(r.streams)),
 		unsynced:  len(r.streams),
+		resume:    make([]string, len(r.streams)),
 	}
 	if candidate {
 		r.mu.Lock()
@@ -99,6 +102,10 @@ func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 		r.output.beginOverlap(set)
 	}
 	for i, spec := range r.streams {
+		var resume string
+		if !candidate && r.resumeAt != nil {
+			resume = r.resumeAt[i] // the first set of a reader restored from a checkpoint
+		}
 		set.streams = append(set.streams, stream.New(stream.Config{
 			Kind:     spec.kind,
 			Scope:    spec.scope,
@@ -108,6 +115,7 @@ func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 			Log:      r.log,
 			Timing:   r.timing,
 			Warnings: r.warnings,
+			Resume:   resume,
 		}))
 	}
 	r.stats.setStarted()

@@ -58,6 +58,9 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"duplicate resource", context.Background(), cs, 0, []Option{WithResources(widgets), WithResources(widgets)}, "given twice"},
 		{"resource of an enabled bit", context.Background(), cs, RTPod, []Option{WithResources(schema.GroupVersionResource{Version: "v1", Resource: "pods"})}, "pods (v1) is read by Pod already"},
 		{"too many resources", context.Background(), cs, 0, []Option{WithResources(manyResources(kinds.MaxResources + 1)...)}, fmt.Sprint("at most ", kinds.MaxResources)},
+		{"nil checkpoint store", context.Background(), cs, RTPod, []Option{WithCheckpoint(nil, time.Minute)}, "WithCheckpoint: nil store"},
+		{"checkpoint period too short", context.Background(), cs, RTPod, []Option{WithCheckpoint(FileCheckpoint("x"), time.Millisecond)}, "WithCheckpoint(1ms)"},
+		{"checkpoint twice", context.Background(), cs, RTPod, []Option{WithCheckpoint(FileCheckpoint("x"), time.Minute), WithCheckpoint(FileCheckpoint("y"), time.Minute)}, "given twice"},
 		{"resources and a zero clientset", context.Background(), &kubernetes.Clientset{}, 0, []Option{WithResources(widgets)}, "no REST client"},
 	}
 	for _, tc := range tests {

@@ -68,6 +68,10 @@ type Reader struct {
 	timing      stream.Timing
 	warnings    *stream.Warnings // the servers' warnings, each logged once at V(1)
 	relistLimit time.Duration    // how long a relist may take before it is abandoned and retried
+	store       CheckpointStore  // WithCheckpoint's; nil: none
+	saveEvery   time.Duration    // WithCheckpoint's period
+	saveMu      ctxMutex         // one checkpoint save at a time
+	resumeAt    []string         // each stream's resume point from the checkpoint Run loaded; nil: none
 	stats       *stats
 	registry    prometheus.Registerer // WithMetrics's, registered once New validated every option
 	// kinds are the built-in kinds of retrieveTypes, and, once Run discovered them, those of
@@ -87,7 +91,7 @@ type Reader struct {
 	cancel   context.CancelFunc // ends every stream
 	initial  *streamSet         // the set Run started; Run waits for it to open
 	current  *streamSet         // the set being delivered; a relist's swap replaces it
-	relister sync.WaitGroup     // the relist loop
+	relister sync.WaitGroup     // the relist loop and the checkpoint loop
 	relistMu ctxMutex           // one relist at a time
 	lifetime context.Context    // the streams' context, set by Run
 
@@ -119,6 +123,7 @@ func New(ctx context.Context, clientset *kubernetes.Clientset, retrieveTypes Ret
 		relistLimit: 10 * time.Minute,
 		stats:       newStats(),
 		relistMu:    newCtxMutex(),
+		saveMu:      newCtxMutex(),
 		stopping:    make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -196,7 +201,11 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 	r.running = true
 	r.mu.Unlock()
-	if err := r.addResources(ctx); err != nil {
+	err := r.addResources(ctx)
+	if err == nil {
+		err = r.restore(ctx)
+	}
+	if err != nil {
 		err = fmt.Errorf("watchlist: %w", err)
 		r.shutdown(err)
 		return err
@@ -232,6 +241,9 @@ func (r *Reader) Run(ctx context.Context) error {
 	r.opened = true
 	if r.relistEvery > 0 && !r.closed {
 		r.relister.Go(func() { r.relistLoop(streamsCtx) })
+	}
+	if r.store != nil && !r.closed {
+		r.relister.Go(func() { r.saveLoop(streamsCtx) })
 	}
 	r.mu.Unlock()
 	return nil
@@ -304,6 +316,7 @@ func (r *Reader) finish() {
 	r.mu.Unlock()
 	if set != nil {
 		set.stop()
+		r.saveFinal()
 	}
 	if out != nil {
 		close(out)

@@ -180,6 +180,11 @@ func (s *fakeSink) Progress(ctx context.Context, kind kinds.ID, rv string) error
 	return ctx.Err()
 }
 
+func (s *fakeSink) Caught(_ context.Context, kind kinds.ID) error {
+	s.record(kind, "caught")
+	return nil
+}
+
 func (s *fakeSink) snapshot() (calls, bad []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

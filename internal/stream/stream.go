@@ -41,6 +41,9 @@ type Sink interface {
 	// Progress says the stream has seen every event of kind up to resourceVersion (after an event
 	// or a bookmark past the complete state).
 	Progress(ctx context.Context, kind kinds.ID, resourceVersion string) error
+	// Caught says a stream that started from a resume point (Config.Resume) delivered what the
+	// server had for it: it counts as synced without a complete state.
+	Caught(ctx context.Context, kind kinds.ID) error
 }
 
 // Reason says why a stream makes a new request.
@@ -94,6 +97,10 @@ type Timing struct {
 	ShortWatch time.Duration
 	// PageSize is the LIST page size of the fallback.
 	PageSize int64
+	// ResumeSettle: a stream that starts from a checkpoint's resume point counts as caught up once
+	// its watch was accepted and this long passed without an event (the server sends what it has
+	// for the point at once).
+	ResumeSettle time.Duration
 }
 
 // DefaultTiming is about 0.8 s doubling to 30 s with jitter, reset after 2 healthy minutes.
@@ -105,6 +112,7 @@ func DefaultTiming() Timing {
 		WatchTimeout:         5 * time.Minute,
 		ShortWatch:           time.Second,
 		PageSize:             500,
+		ResumeSettle:         250 * time.Millisecond,
 	}
 }
 
@@ -142,6 +150,9 @@ type Config struct {
 	Timing   Timing
 	// Warnings, if not nil, receives the server's warnings instead of the rest.Config's handler.
 	Warnings *Warnings
+	// Resume, if not "", is where the stream starts: a plain watch from it (a checkpoint's resume
+	// point), instead of a WatchList.
+	Resume string
 }
 
 // Stream is one resource's stream. Run drives it; Opened and Synced report its progress.
@@ -164,6 +175,7 @@ type Stream struct {
 	opened, synced       chan struct{}
 	openOnce, syncedOnce sync.Once
 	resync               chan struct{} // Resync's request, taken by Run's goroutine
+	isSynced             bool          // synced is closed; owned by Run's goroutine
 }
 
 // New returns a stream; nothing happens before Run.
@@ -175,6 +187,7 @@ func New(cfg Config) *Stream {
 		log = log.WithValues("namespace", cfg.Scope.Namespace)
 	}
 	return &Stream{
+		rv:     cfg.Resume,
 		cfg:    cfg,
 		name:   name,
 		log:    log,
@@ -368,7 +381,7 @@ func (s *Stream) watchList(ctx context.Context) error {
 	if err := s.initialState(ctx, w, token); err != nil {
 		return err
 	}
-	return s.changes(ctx, w)
+	return s.changes(ctx, w, nil)
 }
 
 // initialState observes the initial events up to the end bookmark, whose resourceVersion becomes the
@@ -469,13 +482,23 @@ func (s *Stream) resume(ctx context.Context) error {
 		return err
 	}
 	defer w.Stop()
-	return s.changes(ctx, w)
+	var settle *time.Timer
+	if !s.isSynced { // resumed from a checkpoint: caught up once the server's backlog went through
+		settle = time.NewTimer(s.cfg.Timing.ResumeSettle)
+		defer settle.Stop()
+	}
+	return s.changes(ctx, w, settle)
 }
 
 // changes observes events after the initial state; each event's resourceVersion becomes the resume
-// point. It returns errEnded when the server ended the watch.
-func (s *Stream) changes(ctx context.Context, w watch.Interface) error {
+// point. It returns errEnded when the server ended the watch. settle, if not nil, fires once no
+// event came for Timing.ResumeSettle: the stream, resumed from a checkpoint, has caught up.
+func (s *Stream) changes(ctx context.Context, w watch.Interface, settle *time.Timer) error {
 	start, events := time.Now(), 0
+	var settled <-chan time.Time
+	if settle != nil {
+		settled = settle.C
+	}
 	for {
 		if err := s.resyncAsked(); err != nil {
 			return err
@@ -487,7 +510,18 @@ func (s *Stream) changes(ctx context.Context, w watch.Interface) error {
 			return ctx.Err()
 		case <-s.resync:
 			return fmt.Errorf("%w: asked by the reader", ErrResync)
+		case <-settled:
+			settled = nil
+			s.markOpen()
+			if err := s.cfg.Sink.Caught(ctx, s.cfg.Kind.ID); err != nil {
+				return err
+			}
+			s.markSynced()
+			continue
 		case ev, ok = <-w.ResultChan():
+		}
+		if settled != nil {
+			settle.Reset(s.cfg.Timing.ResumeSettle)
 		}
 		if !ok {
 			if events == 0 && time.Since(start) < s.cfg.Timing.ShortWatch {
@@ -568,7 +602,10 @@ func (s *Stream) markOpen() {
 	s.openOnce.Do(func() { close(s.opened) })
 }
 
-func (s *Stream) markSynced() { s.syncedOnce.Do(func() { close(s.synced) }) }
+func (s *Stream) markSynced() {
+	s.isSynced = true
+	s.syncedOnce.Do(func() { close(s.synced) })
+}
 
 // sleep waits for d or ctx, and reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {
