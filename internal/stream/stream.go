@@ -303,11 +303,17 @@ func (s *Stream) next(err error) (Reason, time.Duration, error) {
 		return ReasonExpired, s.pause(err), nil
 	case isExpired(err):
 		s.log.V(2).Info("resume point expired; requesting the complete state", "resourceVersion", s.rv, "reason", err.Error())
-		if s.rv != "" {
-			s.before, s.tooLarge = s.rv, 0
+		if s.rv != "" { // a resume: ask for the complete state at once
+			s.before, s.tooLarge, s.rv = s.rv, 0, ""
+			return ReasonExpired, 0, nil
 		}
-		s.rv = ""
-		return ReasonExpired, 0, nil
+		// A complete state was refused as expired: a server that takes the version of a WatchList
+		// not older than before for a start point. Ask for its current state, after a pause (a
+		// server that refuses every state must not be asked in a tight loop).
+		if s.before != "" {
+			s.tooLarge = maxTooLarge
+		}
+		return ReasonExpired, s.pause(err), nil
 	case errors.Is(err, errRefused), errors.Is(err, errIgnored), errors.Is(err, errNoBookmark),
 		errors.Is(err, errInitialError) && s.initialErrors >= maxInitialErrors:
 		if !s.fallback {

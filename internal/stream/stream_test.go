@@ -471,6 +471,16 @@ func TestStream(t *testing.T) {
 				}
 			},
 		},
+		// 16c (found by a reviewer: the same WatchList again and again, with no pause)
+		{
+			name:         "410 to the WatchList not older than the expired point: the current state next",
+			script:       []answer{happyWatchList, failWith(stGone), failWith(stGone)},
+			wantReasons:  []Reason{ReasonStart, ReasonEnded, ReasonExpired, ReasonExpired},
+			wantRequests: []string{qWatchList, qResume("21"), qWatchListFrom("21"), qWatchList},
+			wantSink:     concat(happySink, []string{"begin 2", "begin 3"}),
+			wantOpened:   true,
+			wantSynced:   true,
+		},
 		// 17
 		{
 			name: "the state after a 410 is older than the resume point: rolled back, a WatchList again",
