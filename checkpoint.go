@@ -106,8 +106,11 @@ const (
 
 // WithCheckpoint makes the reader save a checkpoint to store every `every` (and when it stops, and
 // on Reader.Checkpoint), and start from the checkpoint of an earlier run: it then delivers only
-// what changed since, deletes included. A checkpoint covers exactly the entries the consumer has
-// taken from out: one still in out's buffer comes again after a restart.
+// what changed since, deletes included. A checkpoint covers exactly the entries the consumer took
+// from out and came back from: one still in out's buffer, and the one it holds when the checkpoint
+// is taken, come again after a restart. So a consumer that makes each entry durable before it takes
+// the next loses nothing when killed at any moment. The last checkpoint, when the reader stops,
+// covers every entry taken: the consumer is expected to finish the one it holds.
 //
 // At Run, a missing checkpoint (ErrNoCheckpoint) starts cold; one that cannot be read, or that was
 // written by a reader of other kinds or another scope, makes Run fail and is left as it is. Each
@@ -130,9 +133,10 @@ func WithCheckpoint(store CheckpointStore, every time.Duration) Option {
 	}
 }
 
-// Checkpoint saves a checkpoint now, covering the entries the consumer has taken (it waits, bounded
-// by ctx, until out's buffer is empty). It fails without WithCheckpoint, before Run returned, and
-// after the reader stopped (which saved its last one).
+// Checkpoint saves a checkpoint now, covering the entries the consumer took and came back from (it
+// waits, bounded by ctx, until out's buffer is empty). Call it from a goroutine other than the one
+// that reads out: a send waiting for that reader holds what Checkpoint must copy. It fails without
+// WithCheckpoint, before Run returned, and after the reader stopped (which saved its last one).
 func (r *Reader) Checkpoint(ctx context.Context) error {
 	r.mu.Lock()
 	store, opened, closed := r.store, r.opened, r.closed
@@ -145,13 +149,13 @@ func (r *Reader) Checkpoint(ctx context.Context) error {
 	case !opened:
 		return ErrNotRunning
 	}
-	return r.save(ctx)
+	return r.save(ctx, false)
 }
 
 // save takes a checkpoint of the current set and writes it; one save at a time, so a later
 // checkpoint is never overwritten by an earlier one. Only the copy holds up delivery; the write
 // happens outside the output's lock.
-func (r *Reader) save(ctx context.Context) error {
+func (r *Reader) save(ctx context.Context, final bool) error {
 	if err := r.saveMu.lock(ctx); err != nil {
 		return fmt.Errorf("watchlist: checkpoint: %w", err)
 	}
@@ -159,7 +163,7 @@ func (r *Reader) save(ctx context.Context) error {
 	r.mu.Lock()
 	set := r.current
 	r.mu.Unlock()
-	c, err := r.output.snapshot(ctx, set)
+	c, err := r.output.snapshot(ctx, set, final)
 	if err != nil {
 		return fmt.Errorf("watchlist: checkpoint: %w", err)
 	}
@@ -179,7 +183,7 @@ func (r *Reader) saveLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		saveCtx, cancel := context.WithTimeout(ctx, r.saveEvery)
-		if err := r.save(saveCtx); err != nil && ctx.Err() == nil {
+		if err := r.save(saveCtx, false); err != nil && ctx.Err() == nil {
 			r.log.Error(err, "checkpoint not saved; trying again at the next period", "every", r.saveEvery.String())
 		}
 		cancel()
@@ -200,7 +204,7 @@ func (r *Reader) saveFinal() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), finalSaveWait)
 	defer cancel()
-	if err := r.save(ctx); err != nil {
+	if err := r.save(ctx, true); err != nil {
 		r.log.Error(err, "last checkpoint not saved (entries not taken from out, or the store failed); the previous one stays")
 	}
 }

@@ -4,9 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/watchlist-go/watchlist/internal/checkpoint"
+	"github.com/watchlist-go/watchlist/reader"
 )
 
 // TestFileCheckpoint: a missing file is ErrNoCheckpoint; a save replaces the file whole; a save that
@@ -67,5 +74,59 @@ func TestFileCheckpoint(t *testing.T) {
 	}
 	if got, _ := store.Load(ctx); string(got) != "kept" {
 		t.Errorf("checkpoint after a cancelled save = %q, want %q", got, "kept")
+	}
+}
+
+// TestSnapshotLeavesOutTheEntryInHand: a checkpoint taken while the consumer may still handle the
+// entry it took last leaves that entry out (its identity as before it, its stream's resume point
+// from before it), so a consumer killed before it made the entry durable gets it again; the last
+// checkpoint, when the reader stopped, keeps it.
+func TestSnapshotLeavesOutTheEntryInHand(t *testing.T) {
+	ctx := context.Background()
+	ch := make(chan reader.Entry)
+	go func() {
+		for range ch {
+		}
+	}()
+	defer close(ch)
+	o := newOutput(ch, 0, newStats(), logr.Discard())
+	set := newTestSet()
+	sink := setSink{o: o, set: set}
+	token := sink.BeginSync(podID)
+	for _, err := range []error{
+		sink.Observe(ctx, podID, watch.Added, pod(uidA, "10"), token),
+		sink.EndSync(ctx, podID, token, "20", false),
+		sink.Observe(ctx, podID, watch.Added, pod(uidB, "21"), 0),
+		sink.Progress(ctx, podID, "21"),
+		sink.Observe(ctx, podID, watch.Modified, pod(uidA, "22"), 0),
+		sink.Progress(ctx, podID, "22"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions := func(c *checkpoint.Checkpoint) map[string]uint64 {
+		m := map[string]uint64{}
+		for _, obj := range c.Objects {
+			m[string(formatUUID(obj.Key))] = obj.Version
+		}
+		return m
+	}
+	c, err := o.snapshot(ctx, set, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := versions(c), map[string]uint64{uidA: 10, uidB: 21}; !maps.Equal(got, want) {
+		t.Errorf("checkpoint with the update of A in hand holds %v, want %v", got, want)
+	}
+	if rv := c.Streams[0].ResourceVersion; rv != "21" {
+		t.Errorf("resume point %q, want 21 (before the entry in hand)", rv)
+	}
+	final, err := o.snapshot(ctx, set, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := versions(final), map[string]uint64{uidA: 22, uidB: 21}; !maps.Equal(got, want) || final.Streams[0].ResourceVersion != "22" {
+		t.Errorf("last checkpoint holds %v at %q, want %v at 22", got, final.Streams[0].ResourceVersion, want)
 	}
 }

@@ -427,10 +427,16 @@ func formatUUID(k uidKey) string {
 	return string(b[:])
 }
 
-// export returns what the filter keeps of every identity, for a checkpoint.
-func (f *filter) export() []checkpoint.Object {
+// export returns what the filter keeps of every identity, for a checkpoint. replace(k), when it
+// says so, gives the record to keep for k instead ("" name: none).
+func (f *filter) export(replace func(uidKey) (record, bool)) []checkpoint.Object {
 	out := make([]checkpoint.Object, 0, len(f.objects))
 	for k, rec := range f.objects {
+		if r, ok := replace(k); ok {
+			if rec = r; rec.name == "" {
+				continue
+			}
+		}
 		o := checkpoint.Object{Key: k, Kind: uint8(rec.kind), Name: rec.name, Version: uint64(rec.rv), Dead: rec.dead, Void: rec.void}
 		if uid, ok := f.oddUIDs[k]; ok {
 			o.UID = string(uid)

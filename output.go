@@ -38,6 +38,9 @@ type output struct {
 	stats *stats
 
 	filter *filter // guarded by mu, except what filter says
+	// last is the entry sent last, which the consumer may still be handling: a checkpoint leaves it
+	// out. Guarded by mu.
+	last lastEntry
 
 	// candidate is a relist's new set while it runs beside the current one: the overlap, during
 	// which tombstones stay. Written only by the relist (beginOverlap, swap, abandon).
@@ -51,6 +54,41 @@ func newOutput(out chan<- reader.Entry, filterSize int, st *stats, log logr.Logg
 	return &output{
 		filter: newFilter(filterSize), out: out, stats: st, log: log.V(5),
 		mu: newCtxMutex(), synced: make(chan struct{}),
+	}
+}
+
+// lastEntry is what a checkpoint needs to leave the last entry out: the filter's record of its
+// identity before it (had: there was one), and its stream's resume point before it ("" when it came
+// from a complete state).
+type lastEntry struct {
+	sent   bool
+	key    uidKey
+	prev   record
+	had    bool
+	set    *streamSet
+	i      int
+	resume string
+}
+
+// remember records, before the filter commits an entry sent by stream i of set, what undoes it.
+// The caller holds mu.
+func (o *output) remember(key uidKey, set *streamSet, i int, sync uint32) {
+	prev, had := o.filter.objects[key]
+	resume := set.resume[i]
+	if sync != 0 {
+		resume = "" // the state is not whole without it: take it again
+	}
+	o.last = lastEntry{sent: true, key: key, prev: prev, had: had, set: set, i: i, resume: resume}
+}
+
+// undo returns the record a checkpoint keeps for the last entry's identity instead of the
+// filter's: the one before it, or none.
+func (l lastEntry) undo() func(uidKey) (record, bool) {
+	return func(k uidKey) (record, bool) {
+		if !l.sent || k != l.key {
+			return record{}, false
+		}
+		return l.prev, true
 	}
 }
 
@@ -146,6 +184,7 @@ func (o *output) observe(ctx context.Context, set *streamSet, i int, t watch.Eve
 	if err := o.send(ctx, kind, e); err != nil {
 		return err
 	}
+	o.remember(key, set, i, sync)
 	o.filter.commit(key, m.GetUID(), kind, ct, m.GetNamespace(), m.GetName(), rv, set.slot, sync)
 	return nil
 }
@@ -173,7 +212,7 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, sync uint32
 	// the filter, when it is older than a state that ended before this one began.
 	found := !rolledBack && o.filter.wentBack(kind, ns, sync, s)
 	rolledBack = rolledBack || found
-	if err := o.sweep(ctx, set.specs[i], set.slot, sync, s, rolledBack); err != nil {
+	if err := o.sweep(ctx, set, i, sync, s, rolledBack); err != nil {
 		return err
 	}
 	o.filter.endSync(kind, ns, set.slot, sync, s, rolledBack)
@@ -189,13 +228,14 @@ func (o *output) endSync(ctx context.Context, set *streamSet, i int, sync uint32
 	return nil
 }
 
-// sweep delivers a delete for every identity in spec's scope that the complete state with token
-// sync, whole at s, found gone, each carrying an object of its kind (or, for a metadata-only
+// sweep delivers a delete for every identity in the scope of set's stream i that the complete
+// state with token sync, whole at s, found gone, each carrying an object of its kind (or, for a metadata-only
 // stream, a PartialObjectMetadata) with namespace, name, UID and last resourceVersion. Its
 // tombstone stands at s: the object was gone by then. The caller holds mu.
-func (o *output) sweep(ctx context.Context, spec streamSpec, slot int, sync uint32, s version, rolledBack bool) error {
+func (o *output) sweep(ctx context.Context, set *streamSet, i int, sync uint32, s version, rolledBack bool) error {
+	spec := set.specs[i]
 	k, kind := spec.kind, spec.kind.ID
-	gone := o.filter.gone(kind, spec.scope.Namespace, slot, sync, s, rolledBack)
+	gone := o.filter.gone(kind, spec.scope.Namespace, set.slot, sync, s, rolledBack)
 	tombstone := k.Tombstone
 	if spec.scope.MetadataOnly {
 		tombstone = k.MetadataTombstone
@@ -210,6 +250,7 @@ func (o *output) sweep(ctx context.Context, spec streamSpec, slot int, sync uint
 		if err := o.send(ctx, kind, e); err != nil {
 			return err
 		}
+		o.remember(key, set, i, sync)
 		at := rec.rv
 		if !rolledBack && s.newerThan(at) && !s.opaque() && !at.opaque() {
 			at = s
@@ -247,17 +288,31 @@ func (o *output) caught(ctx context.Context, set *streamSet, i int) error {
 }
 
 // snapshot returns what a checkpoint keeps: the filter's identities and set's resume points, at a
-// moment when out's buffer is empty, so that it covers exactly what the consumer took. It waits
-// for that moment, bounded by ctx; each try holds the lock only to check, or to copy.
-func (o *output) snapshot(ctx context.Context, set *streamSet) (*checkpoint.Checkpoint, error) {
+// moment when out's buffer is empty, without the entry sent last (the consumer may still be
+// handling it), so that it covers exactly what the consumer took and finished: every entry before
+// the one it took last. final (the reader stopped, nothing more is sent) keeps that one too. It
+// waits for that moment, bounded by ctx; each try holds the lock only to check, or to copy.
+func (o *output) snapshot(ctx context.Context, set *streamSet, final bool) (*checkpoint.Checkpoint, error) {
 	for {
 		if err := o.mu.lock(ctx); err != nil {
 			return nil, err
 		}
 		if len(o.out) == 0 {
-			c := &checkpoint.Checkpoint{Objects: o.filter.export()}
+			last := o.last
+			if final {
+				last = lastEntry{} // the reader stopped: the consumer finishes what it took
+			}
+			c := &checkpoint.Checkpoint{Objects: o.filter.export(last.undo())}
 			for i, spec := range set.specs {
 				c.Streams = append(c.Streams, checkpoint.Stream{Kind: uint8(spec.kind.ID), Namespace: spec.scope.Namespace, ResourceVersion: set.resume[i]})
+			}
+			if l := last; l.sent {
+				// Its stream resumes from before it; if another set sent it, the stream takes
+				// its complete state again.
+				c.Streams[l.i].ResourceVersion = ""
+				if l.set == set {
+					c.Streams[l.i].ResourceVersion = l.resume
+				}
 			}
 			o.mu.unlock()
 			return c, nil
