@@ -30,6 +30,9 @@ var shared = testenv.NewShared(testenv.Options{
 func plane(t testing.TB) *testenv.Plane { return shared.Get(t) }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" { // this binary as the child process of TestWarmRestartKilled
+		os.Exit(runWarmChild())
+	}
 	ctrllog.SetLogger(logr.Discard()) // envtest's CRD helpers log through controller-runtime
 	os.Exit(shared.RunMain(m))
 }
