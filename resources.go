@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,8 +28,10 @@ import (
 // listed and watched) makes Run fail naming it. A resource is read as long as the reader runs: a
 // CRD deleted meanwhile ends in deletes of all its objects, logged once; the reader goes on with
 // the rest and reads the resource again if it comes back. A CRD created later is not read unless
-// named here. An empty list, a resource without a version or a name, a duplicate, a resource an
-// enabled RetrieveType bit already reads, or more than 241 resources makes New fail.
+// named here. An empty list, a resource without a version or a name, a resource given twice (in
+// any versions: they are the same objects), a resource an enabled RetrieveType bit already reads,
+// or more than 241 resources makes New fail. Two resources that serve the same objects under two
+// names (core/v1 events and events.k8s.io events) cannot be told apart: do not read both.
 func WithResources(resources ...schema.GroupVersionResource) Option {
 	return func(r *Reader) error {
 		if len(resources) == 0 {
@@ -38,11 +41,15 @@ func WithResources(resources ...schema.GroupVersionResource) Option {
 			if err := checkResource(gvr); err != nil {
 				return fmt.Errorf("WithResources: %w", err)
 			}
-			if slices.Contains(r.resources, gvr) {
-				return fmt.Errorf("WithResources: %s given twice", describe(gvr))
+			for _, other := range r.resources {
+				if other.GroupResource() == gvr.GroupResource() {
+					// Two versions of one resource are the same objects (the same UIDs): their
+					// streams would take each other's objects for gone.
+					return fmt.Errorf("WithResources: %s given twice (as %s and %s)", gvr.GroupResource(), other.Version, gvr.Version)
+				}
 			}
 			for _, k := range r.kinds {
-				if k.Resource == gvr {
+				if k.Resource.GroupResource() == gvr.GroupResource() {
 					return fmt.Errorf("WithResources: %s is read by %s already", describe(gvr), k.Bit)
 				}
 			}
@@ -111,7 +118,9 @@ func (r *Reader) discoverResources(ctx context.Context) ([]kinds.Kind, error) {
 	return out, nil
 }
 
-// discoverGroupVersion fetches the resources the server serves in gv.
+// discoverGroupVersion fetches the resources the server serves in gv. What retrying may fix (a
+// connection error, 429, 5xx) is retried with the streams' backoff until ctx ends; not served,
+// Forbidden and Unauthorized are not.
 func (r *Reader) discoverGroupVersion(ctx context.Context, gv schema.GroupVersion) (*metav1.APIResourceList, error) {
 	d := r.clientset.Discovery()
 	if d == nil || d.RESTClient() == nil {
@@ -121,12 +130,28 @@ func (r *Reader) discoverGroupVersion(ctx context.Context, gv schema.GroupVersio
 	if gv.Group == "" {
 		path = "/api/" + gv.Version
 	}
-	list := &metav1.APIResourceList{}
-	err := d.RESTClient().Get().AbsPath(path).Do(ctx).Into(list)
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("the server does not serve %s: %w", gv, err)
+	delay := r.timing.Backoff.DelayFunc()
+	for {
+		list := &metav1.APIResourceList{}
+		err := d.RESTClient().Get().AbsPath(path).Do(ctx).Into(list)
+		switch {
+		case err == nil:
+			return list, nil
+		case apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("the server does not serve %s: %w", gv, err)
+		case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), apierrors.IsBadRequest(err), ctx.Err() != nil:
+			return nil, err
+		}
+		pause := delay()
+		r.log.Error(err, "discovery failed; retrying", "groupVersion", gv.String(), "after", pause.String())
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (after: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
 	}
-	return list, err
 }
 
 // findResource returns the entry of gvr in its group version's list, if it can be listed and watched.
@@ -138,6 +163,9 @@ func findResource(list *metav1.APIResourceList, gvr schema.GroupVersionResource)
 				names = append(names, res.Name)
 			}
 			continue
+		}
+		if res.Kind == "" {
+			return metav1.APIResource{}, errors.New("the server's discovery gives it no kind")
 		}
 		for _, verb := range []string{"list", "watch"} {
 			if !slices.Contains(res.Verbs, verb) {

@@ -201,11 +201,10 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 	r.running = true
 	r.mu.Unlock()
-	err := r.addResources(ctx)
-	if err == nil {
-		err = r.restore(ctx)
-	}
-	if err != nil {
+	if err := r.prepare(ctx); err != nil {
+		if errors.Is(err, context.Canceled) && r.isClosed() {
+			return ErrClosed
+		}
 		err = fmt.Errorf("watchlist: %w", err)
 		r.shutdown(err)
 		return err
@@ -247,6 +246,34 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	return nil
+}
+
+// prepare asks the server about the resources of WithResources and loads the checkpoint, before
+// any stream starts. Close ends it: until Run started the streams, nothing else would.
+func (r *Reader) prepare(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var watcher sync.WaitGroup
+	defer watcher.Wait()
+	done := make(chan struct{})
+	defer close(done) // runs before watcher.Wait
+	watcher.Go(func() {
+		select {
+		case <-r.stopping:
+			cancel()
+		case <-done:
+		}
+	})
+	if err := r.addResources(ctx); err != nil {
+		return err
+	}
+	return r.restore(ctx)
+}
+
+func (r *Reader) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 // WaitForSync returns nil once every stream's initial state was sent on out, or ctx's error, or the

@@ -52,7 +52,10 @@ func (s *Stream) list(ctx context.Context, opts metav1.ListOptions) (runtime.Obj
 // times the CPU (BENCHMARKS.md). Metadata-only requests ask for PartialObjectMetadata (metadata
 // names the media types, for one object or a list), as protobuf where the server has it.
 func (s *Stream) request(metadata string, opts *metav1.ListOptions) *rest.Request {
-	req := s.cfg.Client.Get()
+	// client-go would retry a 429 or 5xx that carries Retry-After up to 10 times on its own, out of
+	// sight: the stream decides, so that each answer counts (a replica behind answers "too large
+	// resource version" with Retry-After) and its own backoff and Retry-After apply.
+	req := s.cfg.Client.Get().MaxRetries(0)
 	if s.cfg.Warnings != nil {
 		req = req.WarningHandlerWithContext(s.cfg.Warnings)
 	}

@@ -629,18 +629,36 @@ func TestStreamTooManyRequests(t *testing.T) {
 	withHeader.header = map[string]string{"Retry-After": "1"}
 	runStreamTest(t, streamTest{
 		script:       []answer{withHeader, failWith(stTooMany)},
-		wantReasons:  []Reason{ReasonStart, ReasonError},
+		wantReasons:  []Reason{ReasonStart, ReasonError, ReasonError},
 		wantRequests: []string{qWatchList, qWatchList, qWatchList},
-		wantSink:     []string{"begin 1", "begin 2"},
+		wantSink:     []string{"begin 1", "begin 2", "begin 3"},
 		check: func(t *testing.T, reqs []request, _ []string) {
-			t.Logf("client-go retried the 429 after %v, the stream after %v", reqs[1].at.Sub(reqs[0].at), reqs[2].at.Sub(reqs[1].at))
+			// client-go does not retry on its own (MaxRetries(0)): each answer is the stream's.
+			t.Logf("the stream retried the 429s after %v and %v", reqs[1].at.Sub(reqs[0].at), reqs[2].at.Sub(reqs[1].at))
 			if d := reqs[1].at.Sub(reqs[0].at); d < time.Second {
-				t.Errorf("client-go retried the 429 with Retry-After: 1 after %v, want at least 1s", d)
+				t.Errorf("the stream retried the 429 with Retry-After: 1 after %v, want at least 1s", d)
 			}
 			if d := reqs[2].at.Sub(reqs[1].at); d < time.Second {
 				t.Errorf("the stream retried the 429 with retryAfterSeconds 1 after %v, want at least 1s", d)
 			}
 		},
+	})
+}
+
+// TestStreamTooLargeCountsEveryAnswer: a "too large resource version" answer with Retry-After (what
+// kube-apiserver sends) is one answer to the stream, not ten that client-go retried out of sight
+// (found by a reviewer).
+func TestStreamTooLargeCountsEveryAnswer(t *testing.T) {
+	t.Parallel()
+	withHeader := failWith(stTooLarge)
+	withHeader.header = map[string]string{"Retry-After": "1"}
+	runStreamTest(t, streamTest{
+		script:       []answer{happyWatchList, watchOf(errorEvent(stExpired)), withHeader, failWith(stTooLarge)},
+		wantReasons:  []Reason{ReasonStart, ReasonEnded, ReasonExpired, ReasonExpired, ReasonExpired},
+		wantRequests: []string{qWatchList, qResume("21"), qWatchListFrom("21"), qWatchListFrom("21"), qWatchListFrom("21")},
+		wantSink:     concat(happySink, []string{"begin 2", "begin 3", "begin 4"}),
+		wantOpened:   true,
+		wantSynced:   true,
 	})
 }
 
