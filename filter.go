@@ -60,7 +60,6 @@ type filter struct {
 	live [kinds.IDs]atomic.Int64
 }
 
-
 // uidKey is a UID in 16 bytes: a UUID's bytes, or for any other UID a hash of it.
 type uidKey [16]byte
 
