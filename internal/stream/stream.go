@@ -302,11 +302,12 @@ func (s *Stream) next(err error) (Reason, time.Duration, error) {
 		}
 		return ReasonExpired, s.pause(err), nil
 	case isExpired(err):
-		s.log.V(2).Info("resume point expired; requesting the complete state", "resourceVersion", s.rv, "reason", err.Error())
 		if s.rv != "" { // a resume: ask for the complete state at once
+			s.log.V(2).Info("resume point expired; requesting the complete state", "resourceVersion", s.rv, "reason", err.Error())
 			s.before, s.tooLarge, s.rv = s.rv, 0, ""
 			return ReasonExpired, 0, nil
 		}
+		s.log.V(2).Info("the complete state was refused as expired; asking for the server's current state", "notOlderThan", s.before, "reason", err.Error())
 		// A complete state was refused as expired: a server that takes the version of a WatchList
 		// not older than before for a start point. Ask for its current state, after a pause (a
 		// server that refuses every state must not be asked in a tight loop).
