@@ -6,13 +6,13 @@
 //
 // The reader needs get, create and update on that one ConfigMap:
 //
-//	- apiGroups: [""]
-//	  resources: ["configmaps"]
-//	  resourceNames: ["my-reader-checkpoint"]
-//	  verbs: ["get", "update"]
-//	- apiGroups: [""]
-//	  resources: ["configmaps"]
-//	  verbs: ["create"]
+//   - apiGroups: [""]
+//     resources: ["configmaps"]
+//     resourceNames: ["my-reader-checkpoint"]
+//     verbs: ["get", "update"]
+//   - apiGroups: [""]
+//     resources: ["configmaps"]
+//     verbs: ["create"]
 package configmapstore
 
 import (
