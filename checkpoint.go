@@ -106,11 +106,13 @@ const (
 
 // WithCheckpoint makes the reader save a checkpoint to store every `every` (and when it stops, and
 // on Reader.Checkpoint), and start from the checkpoint of an earlier run: it then delivers only
-// what changed since, deletes included. A checkpoint covers exactly the entries the consumer took
-// from out and came back from: one still in out's buffer, and the one it holds when the checkpoint
-// is taken, come again after a restart. So a consumer that makes each entry durable before it takes
-// the next loses nothing when killed at any moment. The last checkpoint, when the reader stops,
-// covers every entry taken: the consumer is expected to finish the one it holds.
+// what changed since, deletes included. A checkpoint covers the entries the consumer took from out:
+// one still in out's buffer comes again after a restart, and so does the one it holds when the
+// checkpoint is taken (or that object's delete). The last checkpoint, when the reader stops, covers
+// every entry taken: the consumer is expected to finish the one it holds. With periodic saves, an
+// object the consumer took after the last save and that was deleted during a downtime longer than
+// the server's watch window gets no delete after the restart (the reader cannot know the consumer
+// saw it): a consumer that needs that exact calls Checkpoint itself, as Checkpoint says.
 //
 // At Run, a missing checkpoint (ErrNoCheckpoint) starts cold; one that cannot be read, or that was
 // written by a reader of other kinds or another scope, makes Run fail and is left as it is. Each
@@ -133,10 +135,13 @@ func WithCheckpoint(store CheckpointStore, every time.Duration) Option {
 	}
 }
 
-// Checkpoint saves a checkpoint now, covering the entries the consumer took and came back from (it
-// waits, bounded by ctx, until out's buffer is empty). Call it from a goroutine other than the one
-// that reads out: a send waiting for that reader holds what Checkpoint must copy. It fails without
-// WithCheckpoint, before Run returned, and after the reader stopped (which saved its last one).
+// Checkpoint saves a checkpoint now, covering every entry the consumer took but the last, which the
+// checkpoint knows as one the consumer may or may not have finished (after a restart it comes
+// again, or the object's delete if it is gone). It waits, bounded by ctx, until out's buffer is
+// empty. It may be called from the goroutine that reads out: called there before the consumer makes
+// the entry it holds durable, the checkpoint and the consumer's own state never disagree, also
+// across a downtime longer than the server's watch window. It fails without WithCheckpoint, before
+// Run returned, and after the reader stopped (which saved its last one).
 func (r *Reader) Checkpoint(ctx context.Context) error {
 	r.mu.Lock()
 	store, opened, closed := r.store, r.opened, r.closed

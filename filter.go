@@ -76,6 +76,9 @@ type record struct {
 	kind  kinds.ID
 	dead  bool // a tombstone: rv is the version at or below which the object is known gone from the scope
 	void  bool // rv came from a history the server lost (a rollback): any version of a complete state replaces it
+	// pending: restored from a checkpoint that left out its add (the consumer held it then, and
+	// may not have finished it): its version, or a newer one, is an add again; its delete a delete.
+	pending bool
 }
 
 // scopeKey names what one stream's complete state covers: a kind, in one namespace or in all ("").
@@ -218,6 +221,16 @@ func (f *filter) decide(k uidKey, kind kinds.ID, namespace string, t watch.Event
 	if known && sync != 0 {
 		rec.marks[slot] = sync
 		f.objects[k] = rec
+	}
+	if known && rec.pending {
+		switch {
+		case t == watch.Deleted:
+			return reader.CTDelete
+		case rv == rec.rv || rv.newerThan(rec.rv):
+			return reader.CTAdd
+		default:
+			return reader.CTUnknown
+		}
 	}
 	if fl := f.scope(kind, namespace).floor; fl.token != 0 && rv.atMost(fl.rv) {
 		// At or below the newest complete state: that state held the object at its latest version
@@ -424,17 +437,17 @@ func formatUUID(k uidKey) string {
 	return string(b[:])
 }
 
-// export returns what the filter keeps of every identity, for a checkpoint. replace(k), when it
-// says so, gives the record to keep for k instead ("" name: none).
-func (f *filter) export(replace func(uidKey) (record, bool)) []checkpoint.Object {
+// export returns what the filter keeps of every identity, for a checkpoint. replace(k, rec), when
+// it says so, gives the record to keep for k instead ("" name: none).
+func (f *filter) export(replace func(uidKey, record) (record, bool)) []checkpoint.Object {
 	out := make([]checkpoint.Object, 0, len(f.objects))
 	for k, rec := range f.objects {
-		if r, ok := replace(k); ok {
+		if r, ok := replace(k, rec); ok {
 			if rec = r; rec.name == "" {
 				continue
 			}
 		}
-		o := checkpoint.Object{Key: k, Kind: uint8(rec.kind), Name: rec.name, Version: uint64(rec.rv), Dead: rec.dead, Void: rec.void}
+		o := checkpoint.Object{Key: k, Kind: uint8(rec.kind), Name: rec.name, Version: uint64(rec.rv), Dead: rec.dead, Void: rec.void, Pending: rec.pending}
 		if uid, ok := f.oddUIDs[k]; ok {
 			o.UID = string(uid)
 		}
@@ -448,7 +461,7 @@ func (f *filter) export(replace func(uidKey) (record, bool)) []checkpoint.Object
 // finds which are gone.
 func (f *filter) restore(objs []checkpoint.Object) {
 	for _, o := range objs {
-		rec := record{name: o.Name, rv: version(o.Version), kind: kinds.ID(o.Kind), dead: o.Dead, void: o.Void}
+		rec := record{name: o.Name, rv: version(o.Version), kind: kinds.ID(o.Kind), dead: o.Dead, void: o.Void, pending: o.Pending}
 		f.objects[o.Key] = rec
 		if o.UID != "" {
 			if f.oddUIDs == nil {

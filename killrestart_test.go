@@ -25,25 +25,27 @@ import (
 
 // The child process of TestWarmRestartKilled is this test binary, started with these variables.
 const (
-	childEnv        = "WATCHLIST_WARM_CHILD"  // the folder with its kubeconfig, checkpoint and log
-	childNamespace  = "WATCHLIST_WARM_NS"     // the namespace it reads pods in
-	childFinishEnv  = "WATCHLIST_WARM_FINISH" // set: stop by itself once caught up, cleanly
-	childSaveEvery  = 100 * time.Millisecond  // how often the child saves a checkpoint
-	childQuietToEnd = time.Second             // with childFinishEnv: no entry for this long ends it
+	childEnv         = "WATCHLIST_WARM_CHILD"  // the folder with its kubeconfig, checkpoint and log
+	childNamespace   = "WATCHLIST_WARM_NS"     // the namespace it reads pods in
+	childFinishEnv   = "WATCHLIST_WARM_FINISH" // set: stop by itself once caught up, cleanly
+	childSaveEvery   = 100 * time.Millisecond  // how often the child saves a checkpoint
+	childRelistEvery = 400 * time.Millisecond  // how often it relists, once synced
+	childQuietToEnd  = time.Second             // with childFinishEnv: no entry for this long ends it
 )
 
 // Lines of the child's log, each written and synced before the child goes on:
 //
 //	R                       the child started
 //	E change uid rv name    an entry it took (before it takes the next)
-//	s                       a checkpoint is asked for
+//	s                       a checkpoint is asked for (before the entry that follows is logged)
 //	S                       the checkpoint asked for last was saved
 //	I                       it asked the server for a complete state (a WatchList or a LIST)
 //	Y                       WaitForSync returned
 //
 // runWarmChild is the child's main: a reader of the pods of one namespace, with a file checkpoint,
-// that logs every entry it takes and saves a checkpoint every childSaveEvery once it took an entry
-// after its sync. It returns the exit code.
+// that logs every entry it takes and, once synced, saves a checkpoint from the consumer before it
+// logs each entry (the checkpoint then knows that entry as one the child may or may not have). It
+// returns the exit code.
 func runWarmChild() int {
 	dir := os.Getenv(childEnv)
 	logFile, err := os.OpenFile(filepath.Join(dir, "log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
@@ -92,28 +94,26 @@ func runWarmChild() int {
 		fmt.Fprintln(os.Stderr, "start:", err)
 		return 1
 	}
-	synced, takenAfterSync := make(chan struct{}), make(chan struct{})
+	synced := make(chan struct{})
 	go func() {
 		if r.WaitForSync(ctx) == nil {
 			logLine("Y")
 			close(synced)
 		}
 	}()
-	go func() { // the saver: from the first entry taken after the sync on
+	go func() { // relists now and then, so that kills also land during one
 		select {
-		case <-takenAfterSync:
+		case <-synced:
 		case <-ctx.Done():
 			return
 		}
 		for ctx.Err() == nil {
-			logLine("s")
-			if err := r.Checkpoint(ctx); err == nil {
-				logLine("S")
-			}
-			time.Sleep(childSaveEvery)
+			time.Sleep(childRelistEvery)
+			relistCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_ = r.Relist(relistCtx)
+			cancel()
 		}
 	}()
-	var once sync.Once
 	quiet := time.NewTimer(time.Hour)
 	for {
 		select {
@@ -121,12 +121,17 @@ func runWarmChild() int {
 			if !ok {
 				return 0
 			}
-			logLine("E %s %s %s %s", e.ChangeType(), e.UID(), resourceVersionOf(e), nameOf(e))
+			// Once synced, the checkpoint is part of the child's durable state: saved before the
+			// entry is made durable, so that it knows the entry as one that may have been.
 			select {
 			case <-synced:
-				once.Do(func() { close(takenAfterSync) })
+				logLine("s")
+				if err := r.Checkpoint(ctx); err == nil {
+					logLine("S")
+				}
 			default:
 			}
+			logLine("E %s %s %s %s", e.ChangeType(), e.UID(), resourceVersionOf(e), nameOf(e))
 			quiet.Reset(childQuietToEnd)
 		case <-quiet.C:
 			if os.Getenv(childFinishEnv) != "" {
@@ -160,9 +165,10 @@ func nameOf(e Entry) string {
 type childRun struct {
 	entries   []string // "uid@rv" in order, with their change
 	changes   []string
-	asked     int // entries logged when the last checkpoint was asked for
-	lastSave  int // entries logged when the last saved checkpoint was asked for; -1: none
-	completes int // requests for a complete state
+	asked     int  // entries logged when the last checkpoint was asked for
+	lastSave  int  // entries logged when the last saved checkpoint was asked for; -1: none
+	completes int  // requests for a complete state before the run synced (its relists take more)
+	synced    bool // WaitForSync returned
 }
 
 // readChildLog splits the child's log into runs.
@@ -199,7 +205,11 @@ func readChildLog(t *testing.T, path string) []childRun {
 		case "S":
 			r.lastSave = r.asked
 		case "I":
-			r.completes++
+			if !r.synced {
+				r.completes++
+			}
+		case "Y":
+			r.synced = true
 		}
 	}
 	return runs
@@ -209,7 +219,8 @@ func readChildLog(t *testing.T, path string) []childRun {
 // appending every entry it takes to a durable log before it takes the next, while pods are
 // created, changed and deleted. It is killed with SIGKILL at random moments (during its initial
 // state, during churn, during a save) and started again, again and again; for one seed etcd is
-// compacted while it is down. After the last run, which stops by itself once caught up, the log
+// compacted while it is down. The child relists every 400 ms, so kills land during relists too.
+// After the last run, which stops by itself once caught up, the log
 // replayed equals a LIST; an entry repeated after a restart is one the child took after its last
 // save (or the one it held then); and a run that resumed within the watch window asked for no
 // complete state.
@@ -299,6 +310,14 @@ func TestWarmRestartKilled(t *testing.T) {
 			if len(diff) > 0 {
 				t.Errorf("the log replayed differs from the server in %d pods: %v", len(diff), diff[:min(10, len(diff))])
 			}
+			if t.Failed() {
+				if data, err := os.ReadFile(filepath.Join(dir, "log")); err == nil {
+					kept := filepath.Join(os.TempDir(), fmt.Sprintf("watchlist-killed-seed%d.log", seed))
+					if os.WriteFile(kept, data, 0o600) == nil {
+						t.Logf("the child's log is kept in %s", kept)
+					}
+				}
+			}
 		})
 	}
 }
@@ -319,9 +338,8 @@ func startChild(t *testing.T, dir, ns string, finish bool) *exec.Cmd {
 }
 
 // checkChildLog checks the runs against the promises of a checkpoint: no run repeats an entry
-// that a saved checkpoint surely covered (one the child had taken and come back from when it asked
-// for that checkpoint), and a run that started from a checkpoint saved since the last compaction
-// asked for no complete state.
+// that a saved checkpoint covered (every entry logged before it was asked for), and a run that
+// started from a checkpoint saved since the last compaction asked for no complete state.
 func checkChildLog(t *testing.T, runs []childRun, compactedBefore int) {
 	t.Helper()
 	covered := map[string]bool{}
@@ -337,7 +355,7 @@ func checkChildLog(t *testing.T, runs []childRun, compactedBefore int) {
 		}
 		if r.lastSave > 0 {
 			savedIn = k
-			for i, e := range r.entries[:r.lastSave-1] { // the entry held then is not covered
+			for i, e := range r.entries[:r.lastSave] { // the entry held then was logged after it
 				covered[r.changes[i]+" "+e] = true
 			}
 		}

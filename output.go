@@ -41,6 +41,9 @@ type output struct {
 	// last is the entry sent last, which the consumer may still be handling: a checkpoint leaves it
 	// out. Guarded by mu.
 	last lastEntry
+	// captures takes a checkpoint's request to a send that waits for the consumer while holding
+	// mu (snapshot cannot take mu then; the consumer may be the one asking).
+	captures chan captureRequest
 
 	// candidate is a relist's new set while it runs beside the current one: the overlap, during
 	// which tombstones stay. Written only by the relist (beginOverlap, swap, abandon).
@@ -53,40 +56,58 @@ type output struct {
 func newOutput(out chan<- reader.Entry, filterSize int, st *stats, log logr.Logger) *output {
 	return &output{
 		filter: newFilter(filterSize), out: out, stats: st, log: log.V(5),
-		mu: newCtxMutex(), synced: make(chan struct{}),
+		mu: newCtxMutex(), synced: make(chan struct{}), captures: make(chan captureRequest),
 	}
 }
 
 // lastEntry is what a checkpoint needs to leave the last entry out: the filter's record of its
-// identity before it (had: there was one), and its stream's resume point before it ("" when it came
-// from a complete state).
+// identity before it (had: there was one), the stream that brought it (by index: the same in every
+// set), its version, and whether it came from a complete state.
 type lastEntry struct {
-	sent   bool
-	key    uidKey
-	prev   record
-	had    bool
-	set    *streamSet
-	i      int
-	resume string
+	sent  bool
+	key   uidKey
+	prev  record
+	had   bool
+	i     int
+	rv    version
+	state bool
 }
 
-// remember records, before the filter commits an entry sent by stream i of set, what undoes it.
-// The caller holds mu.
-func (o *output) remember(key uidKey, set *streamSet, i int, sync uint32) {
+// remember records, before the filter commits an entry sent by stream i at version rv, what undoes
+// it. The caller holds mu.
+func (o *output) remember(key uidKey, i int, rv version, sync uint32) {
 	prev, had := o.filter.objects[key]
-	resume := set.resume[i]
-	if sync != 0 {
-		resume = "" // the state is not whole without it: take it again
+	o.last = lastEntry{sent: true, key: key, prev: prev, had: had, i: i, rv: rv, state: sync != 0}
+}
+
+// resumeBefore returns where stream i must resume so that the last entry comes again: before its
+// version when it was a change, which a watch from there replays whichever set brought it; "" (a
+// complete state) when it came from one, or its version is not an integer.
+func (l lastEntry) resumeBefore(current string) string {
+	if l.state || l.rv.opaque() || l.rv == 0 || current == "" {
+		return "" // a complete state, or a stream that has no resume point yet
 	}
-	o.last = lastEntry{sent: true, key: key, prev: prev, had: had, set: set, i: i, resume: resume}
+	if cur := parseVersion(current); !cur.opaque() && cur < l.rv {
+		return current
+	}
+	return (l.rv - 1).String()
 }
 
 // undo returns the record a checkpoint keeps for the last entry's identity instead of the
 // filter's: the one before it, or none.
-func (l lastEntry) undo() func(uidKey) (record, bool) {
-	return func(k uidKey) (record, bool) {
+func (l lastEntry) undo() func(uidKey, record) (record, bool) {
+	return func(k uidKey, now record) (record, bool) {
 		if !l.sent || k != l.key {
 			return record{}, false
+		}
+		if !l.had || l.prev.dead {
+			// It was an add: the object is kept as pending, so that the add comes again, or its
+			// delete if it is gone by then (the consumer may have finished the add).
+			if now.dead {
+				return record{}, true
+			}
+			now.pending = true
+			return now, true
 		}
 		return l.prev, true
 	}
@@ -139,12 +160,18 @@ func (o *output) markSynced() { o.syncOnce.Do(func() { close(o.synced) }) }
 
 // send delivers e unless ctx ends first. The caller holds mu.
 func (o *output) send(ctx context.Context, kind kinds.ID, e reader.Entry) error {
-	select {
-	case o.out <- e:
-		o.stats.delivered(kind, e.ChangeType())
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		select {
+		case o.out <- e:
+			o.stats.delivered(kind, e.ChangeType())
+			return nil
+		case req := <-o.captures:
+			// A checkpoint, while this send waits for the consumer under the lock it needs: e
+			// is not delivered, so what is captured is exact.
+			req.reply <- o.capture(req.set, req.final)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -184,7 +211,7 @@ func (o *output) observe(ctx context.Context, set *streamSet, i int, t watch.Eve
 	if err := o.send(ctx, kind, e); err != nil {
 		return err
 	}
-	o.remember(key, set, i, sync)
+	o.remember(key, i, rv, sync)
 	o.filter.commit(key, m.GetUID(), kind, ct, m.GetNamespace(), m.GetName(), rv, set.slot, sync)
 	return nil
 }
@@ -250,7 +277,7 @@ func (o *output) sweep(ctx context.Context, set *streamSet, i int, sync uint32, 
 		if err := o.send(ctx, kind, e); err != nil {
 			return err
 		}
-		o.remember(key, set, i, sync)
+		o.remember(key, i, rec.rv, sync)
 		at := rec.rv
 		if !rolledBack && s.newerThan(at) && !s.opaque() && !at.opaque() {
 			at = s
@@ -289,36 +316,28 @@ func (o *output) caught(ctx context.Context, set *streamSet, i int) error {
 
 // snapshot returns what a checkpoint keeps: the filter's identities and set's resume points, at a
 // moment when out's buffer is empty, without the entry sent last (the consumer may still be
-// handling it), so that it covers exactly what the consumer took and finished: every entry before
-// the one it took last. final (the reader stopped, nothing more is sent) keeps that one too. It
-// waits for that moment, bounded by ctx; each try holds the lock only to check, or to copy.
+// handling it: it is kept as it was before, an add as pending), so that it covers exactly what the
+// consumer took and finished. final (the reader stopped, nothing more is sent) keeps that one too.
+// It waits for that moment, bounded by ctx. The copy is made under the lock, by snapshot or, when
+// a send waits for the consumer while holding it, by that send (the consumer may be the caller).
 func (o *output) snapshot(ctx context.Context, set *streamSet, final bool) (*checkpoint.Checkpoint, error) {
+	req := captureRequest{set: set, final: final, reply: make(chan *checkpoint.Checkpoint, 1)}
 	for {
-		if err := o.mu.lock(ctx); err != nil {
-			return nil, err
-		}
-		if len(o.out) == 0 {
-			last := o.last
-			if final {
-				last = lastEntry{} // the reader stopped: the consumer finishes what it took
-			}
-			c := &checkpoint.Checkpoint{Objects: o.filter.export(last.undo())}
-			for i, spec := range set.specs {
-				c.Streams = append(c.Streams, checkpoint.Stream{Kind: uint8(spec.kind.ID), Namespace: spec.scope.Namespace, ResourceVersion: set.resume[i]})
-			}
-			if l := last; l.sent {
-				// Its stream resumes from before it; if another set sent it, the stream takes
-				// its complete state again.
-				c.Streams[l.i].ResourceVersion = ""
-				if l.set == set {
-					c.Streams[l.i].ResourceVersion = l.resume
-				}
-			}
+		select {
+		case o.mu <- struct{}{}: // the lock
+			c := o.capture(set, final)
 			o.mu.unlock()
-			return c, nil
+			if c != nil {
+				return c, nil
+			}
+		case o.captures <- req: // a send that waits for the consumer holds the lock: it captures
+			if c := <-req.reply; c != nil {
+				return c, nil
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		o.mu.unlock()
-		t := time.NewTimer(10 * time.Millisecond)
+		t := time.NewTimer(10 * time.Millisecond) // entries wait in out's buffer: try again
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -326,6 +345,33 @@ func (o *output) snapshot(ctx context.Context, set *streamSet, final bool) (*che
 		case <-t.C:
 		}
 	}
+}
+
+// captureRequest asks a send that waits for the consumer to capture a checkpoint.
+type captureRequest struct {
+	set   *streamSet
+	final bool
+	reply chan *checkpoint.Checkpoint
+}
+
+// capture returns the checkpoint of this moment, or nil when entries wait in out's buffer. The
+// caller holds mu.
+func (o *output) capture(set *streamSet, final bool) *checkpoint.Checkpoint {
+	if len(o.out) > 0 {
+		return nil
+	}
+	last := o.last
+	if final {
+		last = lastEntry{} // the reader stopped: the consumer finishes what it took
+	}
+	c := &checkpoint.Checkpoint{Objects: o.filter.export(last.undo())}
+	for i, spec := range set.specs {
+		c.Streams = append(c.Streams, checkpoint.Stream{Kind: uint8(spec.kind.ID), Namespace: spec.scope.Namespace, ResourceVersion: set.resume[i]})
+	}
+	if l := last; l.sent {
+		c.Streams[l.i].ResourceVersion = l.resumeBefore(c.Streams[l.i].ResourceVersion)
+	}
+	return c
 }
 
 // splitName splits a record's "namespace/name".

@@ -184,22 +184,27 @@ func TestCheckpointRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	otherFormat := append([]byte(nil), valid...)
+	otherFormat[4]++ // the format version follows the 4-byte magic
 	for _, tc := range []struct {
 		name string
 		data []byte
 		typ  RetrieveType
+		opts []Option
 		want string
 	}{
-		{"not a checkpoint", []byte(`{"kind":"ConfigMap"}`), RTService, "checkpoint unreadable"},
-		{"cut short", valid[:len(valid)/2], RTService, "checkpoint unreadable"},
-		{"other kinds", valid, RTPod, "other kinds or another scope"},
+		{"not a checkpoint", []byte(`{"kind":"ConfigMap"}`), RTService, nil, "checkpoint unreadable"},
+		{"cut short", valid[:len(valid)/2], RTService, nil, "checkpoint unreadable"},
+		{"another format version", otherFormat, RTService, nil, "another format version"},
+		{"other kinds", valid, RTPod, nil, "other kinds or another scope"},
+		{"another scope", valid, RTService, []Option{WithLabelSelector(RTService, "app=web")}, "other kinds or another scope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
 			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err, _ := runErr(t, plane(t).Config, tc.typ, WithCheckpoint(FileCheckpoint(path), time.Hour))
+			err, _ := runErr(t, plane(t).Config, tc.typ, append(tc.opts, WithCheckpoint(FileCheckpoint(path), time.Hour))...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Run = %v, want an error containing %q", err, tc.want)
 			}

@@ -13,7 +13,7 @@
 //	scope     32 bytes the fingerprint of what the reader reads (Checkpoint.Scope)
 //	streams   count, then per stream: kind (1 byte), namespace, resume resourceVersion
 //	objects   count, then per object: key (16 bytes: the UID's UUID bytes, or a hash of the
-//	          UID), flags (1 byte: 1 dead, 2 void, 4 UID follows), [UID], kind (1 byte),
+//	          UID), flags (1 byte: 1 dead, 2 void, 4 UID follows, 8 pending), [UID], kind (1 byte),
 //	          name ("namespace/name", or "/name"), resourceVersion
 //	checksum  4 bytes  little-endian CRC-32C of everything before it
 //
@@ -68,12 +68,16 @@ type Object struct {
 	Version uint64
 	Dead    bool // deleted: Version is the version at or below which it is known gone
 	Void    bool // Version came from a history the server lost
+	// Pending: added by the entry the consumer held when the checkpoint was taken, which it may or
+	// may not have finished: that add is delivered again, or the object's delete if it is gone.
+	Pending bool
 }
 
 const (
 	flagDead = 1 << iota
 	flagVoid
 	flagUID
+	flagPending
 )
 
 // Encode returns c in the format above.
@@ -100,6 +104,9 @@ func Encode(c *Checkpoint) []byte {
 		}
 		if o.UID != "" {
 			flags |= flagUID
+		}
+		if o.Pending {
+			flags |= flagPending
 		}
 		b = append(b, flags)
 		if o.UID != "" {
@@ -144,7 +151,7 @@ func Decode(data []byte) (*Checkpoint, error) {
 		o := &c.Objects[i]
 		copy(o.Key[:], r.bytes(16))
 		flags := r.byte()
-		o.Dead, o.Void = flags&flagDead != 0, flags&flagVoid != 0
+		o.Dead, o.Void, o.Pending = flags&flagDead != 0, flags&flagVoid != 0, flags&flagPending != 0
 		if flags&flagUID != 0 {
 			o.UID = r.string()
 		}

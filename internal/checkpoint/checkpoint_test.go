@@ -21,7 +21,7 @@ func randomCheckpoint(rng *rand.Rand, n int) *Checkpoint {
 	}
 	for i := range n {
 		o := Object{Kind: uint8(rng.IntN(256)), Name: fmt.Sprintf("ns-%d/pod-%d", rng.IntN(10), i), Version: rng.Uint64N(1 << 40),
-			Dead: rng.IntN(5) == 0, Void: rng.IntN(20) == 0}
+			Dead: rng.IntN(5) == 0, Void: rng.IntN(20) == 0, Pending: rng.IntN(20) == 0}
 		for j := range o.Key {
 			o.Key[j] = byte(rng.Uint32())
 		}
