@@ -17,6 +17,12 @@
 // -suite resources (resources.go) measures WithResources on a custom resource (Widgets, read as
 // JSON), initial sync only, each variant in its own child: the reader against client-go's dynamic
 // informer and metadata informer for the same resource, and the floor.
+//
+// -suite restart (restart.go) measures a warm restart (WithCheckpoint) on pods: a child saves a
+// checkpoint, the parent updates 1% of the pods and deletes 1%, and a reader started from that
+// checkpoint is measured against a reader started cold and a client-go pod informer started fresh,
+// each in its own child; the saving child also times Reader.Checkpoint and reports the
+// checkpoint's size.
 package bench
 
 import (
@@ -53,7 +59,7 @@ type Config struct {
 }
 
 // hiddenFlags are the child's flags, left out of -help.
-var hiddenFlags = map[string]bool{"child": true, "kubeconfig": true, "content": true, "strip": true}
+var hiddenFlags = map[string]bool{"child": true, "kubeconfig": true, "content": true, "strip": true, "checkpoint": true}
 
 // Main runs the benchmark with command-line args (without the program name) and returns the exit
 // code. Results go to stdout, progress and errors to stderr.
@@ -61,7 +67,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		ns       = fs.String("n", "1000,10000,30000", "object counts to measure, comma-separated (pods; Widgets with -suite resources)")
+		ns       = fs.String("n", "1000,10000,30000", "object counts to measure, comma-separated (pods; Widgets with -suite resources; default 30000 with -suite restart)")
 		runs     = fs.String("runs", "3", "runs of each variant per N: one number, or one per N (e.g. 3,3,2)")
 		rate     = fs.Float64("rate", 500, "churn: changes per second")
 		churn    = fs.Float64("churn", 10, "churn: seconds")
@@ -74,12 +80,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		workers  = fs.Int("workers", 16, "parallel writers when creating objects and churning")
 		resync   = fs.Duration("resync", 2*time.Second, "the informer's resync period, for the relist comparison")
 		report   = fs.String("report", "", "only render the report into -out from this runs.jsonl of an earlier run (no control plane)")
-		suite    = fs.String("suite", SuiteDefault, "`suite` to run: default (reader vs informer for 7 kinds: sync, churn, relist), scope (pods: one node's, metadata only, the floor; initial sync only; writes scope.md, scope.csv, scope-runs.jsonl) or resources (Widgets, a CRD, through WithResources against dynamic and metadata informers, and the floor; initial sync only; writes resources.md, resources.csv, resources-runs.jsonl)")
+		suite    = fs.String("suite", SuiteDefault, "`suite` to run: default (reader vs informer for 7 kinds: sync, churn, relist), scope (pods: one node's, metadata only, the floor; initial sync only; writes scope.md, scope.csv, scope-runs.jsonl), resources (Widgets, a CRD, through WithResources against dynamic and metadata informers, and the floor; initial sync only; writes resources.md, resources.csv, resources-runs.jsonl) or restart (pods: a reader restarted from a checkpoint after 1% of the pods changed and 1% were deleted, against a cold reader and a fresh informer, and the checkpoint's size and save time; writes restart.md, restart.csv, restart-runs.jsonl)")
 
 		child      = fs.String("child", "", "internal: measure `reader|informer` in this process")
 		kubeconfig = fs.String("kubeconfig", "", "internal: the child's kubeconfig")
 		content    = fs.String("content", ContentDefault, "internal: the child's content type")
 		strip      = fs.Bool("strip", false, "internal: the informer child strips managedFields")
+		checkpoint = fs.String("checkpoint", "", "internal: the checkpoint file of a restart child")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bench [flags]\n\nCompares watchlist.Reader with a client-go informer on a local control plane\n(KUBEBUILDER_ASSETS names kube-apiserver and etcd). Flags:\n")
@@ -107,15 +114,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	ss, isSync := syncSuiteNamed(*suite)
 	if *suite != SuiteDefault && !isSync {
-		fmt.Fprintf(stderr, "bench: -suite %q: want %s, %s or %s\n", *suite, SuiteDefault, SuiteScope, SuiteResources)
+		fmt.Fprintf(stderr, "bench: -suite %q: want %s, %s, %s or %s\n", *suite, SuiteDefault, SuiteScope, SuiteResources, SuiteRestart)
 		return 2
 	}
 
 	if *child != "" {
 		cfg := childConfig{mode: *child, kubeconfig: *kubeconfig, content: *content, resync: *resync, strip: *strip,
-			cpuProfile: *cpuProf, memProfile: *memProf}
+			cpuProfile: *cpuProf, memProfile: *memProf, checkpoint: *checkpoint}
 		run := func() error { return runChild(ctx, cfg, os.Stdin, stdout) }
-		if isScopeVariant(*child) || isResourcesVariant(*child) {
+		if isSyncVariant(*child) {
 			run = func() error { return runScopeChild(ctx, cfg, stdout) }
 		}
 		if err := run(); err != nil {
@@ -126,8 +133,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if isSync {
+		nsSet := false
+		fs.Visit(func(f *flag.Flag) { nsSet = nsSet || f.Name == "n" })
 		return mainSync(ctx, fs, ss, syncFlags{ns: *ns, runs: *runs, out: *out, cpuProfile: *cpuProf, memProfile: *memProf,
-			report: *report, workers: *workers}, stdout, stderr)
+			report: *report, workers: *workers, nsSet: nsSet}, stdout, stderr)
 	}
 
 	if *report != "" {

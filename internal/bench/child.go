@@ -73,6 +73,7 @@ type childConfig struct {
 	strip      bool          // the informer drops managedFields before storing objects
 	cpuProfile string
 	memProfile string
+	checkpoint string // the checkpoint file of a restart child
 }
 
 // subject is what a child measures: a reader or an informer, behind one interface so that the
@@ -350,10 +351,14 @@ type readerSubject struct {
 	lags  *lagRecorder
 	types watchlist.RetrieveType // may be 0 with WithResources in opts
 	opts  []watchlist.Option
+	// unbuffered: out has no buffer, so that a checkpoint covers every entry sent (WithCheckpoint)
+	// and WaitForSync returns once the consumer took every initial entry.
+	unbuffered bool
 
 	r        *watchlist.Reader
 	out      chan watchlist.Entry
 	entries  atomic.Int64
+	deletes  atomic.Int64 // of entries
 	consumer sync.WaitGroup
 }
 
@@ -363,7 +368,11 @@ func (s *readerSubject) start(ctx context.Context) error {
 		return fmt.Errorf("new reader: %w", err)
 	}
 	s.r = r
-	s.out = make(chan watchlist.Entry, 256)
+	buffer := 256
+	if s.unbuffered {
+		buffer = 0
+	}
+	s.out = make(chan watchlist.Entry, buffer)
 	if err := r.SetOut(ctx, s.out); err != nil {
 		return fmt.Errorf("set out: %w", err)
 	}
@@ -386,6 +395,9 @@ func (s *readerSubject) objects(ctx context.Context) int { return int(s.settle(c
 func (s *readerSubject) consume() {
 	for e := range s.out {
 		s.entries.Add(1)
+		if e.ChangeType() == reader.CTDelete {
+			s.deletes.Add(1)
+		}
 		if e.ChangeType() != reader.CTUpdate || e.ObjectType() != reader.OTPod {
 			continue
 		}

@@ -187,9 +187,16 @@ func createNamespaces(ctx context.Context, cs kubernetes.Interface) error {
 	return nil
 }
 
-// parallel runs do(i) for every i in [from, to) on workers goroutines, reporting progress on log
-// every 5 s. It stops at the first error and returns it once every worker ended.
+// parallel runs do(i), which creates object i, for every i in [from, to) on workers goroutines, as
+// parallelDo does.
 func parallel(ctx context.Context, from, to, workers int, what string, log io.Writer, do func(ctx context.Context, i int) error) error {
+	return parallelDo(ctx, from, to, workers, "created", what, log, do)
+}
+
+// parallelDo runs do(i) for every i in [from, to) on workers goroutines, reporting progress on log
+// every 5 s ("<verb> 300/1000 <what>"). It stops at the first error and returns it once every
+// worker ended.
+func parallelDo(ctx context.Context, from, to, workers int, verb, what string, log io.Writer, do func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var next, done atomic.Int64
@@ -222,7 +229,7 @@ func parallel(ctx context.Context, from, to, workers int, what string, log io.Wr
 				return
 			case <-t.C:
 				d := done.Load()
-				fmt.Fprintf(log, "bench: created %d/%d %s (%.0f/s)\n", int64(from)+d, to, what, float64(d)/time.Since(start).Seconds())
+				fmt.Fprintf(log, "bench: %s %d/%d %s (%.0f/s)\n", verb, int64(from)+d, to, what, float64(d)/time.Since(start).Seconds())
 			}
 		}
 	})
@@ -235,7 +242,7 @@ func parallel(ctx context.Context, from, to, workers int, what string, log io.Wr
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "bench: created %d %s in %.1f s (%.0f/s)\n", to-from, what, time.Since(start).Seconds(),
+	fmt.Fprintf(log, "bench: %s %d %s in %.1f s (%.0f/s)\n", verb, to-from, what, time.Since(start).Seconds(),
 		float64(to-from)/time.Since(start).Seconds())
 	return nil
 }

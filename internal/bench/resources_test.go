@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -18,23 +17,9 @@ import (
 )
 
 func TestResourcesVariants(t *testing.T) {
-	for _, v := range resourcesVariants {
-		if resourcesLabels[v] == "" {
-			t.Errorf("%s has no column name", v)
-		}
-		if isScopeVariant(v) || v == ModeReader || v == ModeInformer {
-			t.Errorf("resources variant %q is another suite's", v)
-		}
-	}
+	checkLayout(t, &resourcesLayout, isResourcesVariant)
 	if !isResourcesVariant(VariantResourcesFloor) || isResourcesVariant(VariantFloor) {
 		t.Error("isResourcesVariant")
-	}
-	for _, s := range resourcesLayout.sections {
-		for _, r := range s.Ratios {
-			if !isResourcesVariant(r.Num) || !isResourcesVariant(r.Den) {
-				t.Errorf("ratio %s of an unknown variant", r.Key())
-			}
-		}
 	}
 	for name, want := range map[string]*syncSuite{SuiteScope: &scopeSuite, SuiteResources: &resourcesSuite, SuiteDefault: nil, "nope": nil} {
 		if got, ok := syncSuiteNamed(name); got != want || ok != (want != nil) {
@@ -127,7 +112,7 @@ func TestCheckObjects(t *testing.T) {
 		t.Errorf("one missing: %q, %v", w, err)
 	}
 	pods := ScopeResult{Variant: VariantReaderNode, N: 1000, Objects: 11}
-	if w, err := scopeSuite.checkObjects(pods); w != "11 objects, want 10" || err != nil {
+	if w, err := scopeSuite.checkObjects(pods); w != "11 objects once synced, want 10" || err != nil {
 		t.Errorf("scope: %q, %v", w, err)
 	}
 }
@@ -158,14 +143,7 @@ func TestResourcesMarkdown(t *testing.T) {
 }
 
 func TestResourcesCSV(t *testing.T) {
-	var b bytes.Buffer
-	if err := SummarizeResources(fakeResourcesResults([]int{10000}, 1)).CSV(&b); err != nil {
-		t.Fatal(err)
-	}
-	records, err := csv.NewReader(&b).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	records := csvRecords(t, SummarizeResources(fakeResourcesResults([]int{10000}, 1)))
 	want := "n,metric,unit,resources-reader,resources-dynamic,resources-metadata,resources-floor," +
 		"resources-reader/resources-dynamic,resources-metadata/resources-dynamic,resources-reader/resources-floor,resources-dynamic/resources-floor"
 	if len(records) != 1+len(ScopeMetrics) || strings.Join(records[0], ",") != want {
@@ -253,20 +231,11 @@ func TestReadInitialEventsJSON(t *testing.T) {
 }
 
 func TestResourcesFlags(t *testing.T) {
-	for _, tt := range []struct {
-		args []string
-		code int
-		say  string
-	}{
+	checkExits(t, []exitCase{
 		{[]string{"-suite", "resources", "-churn", "5"}, 2, "-churn: only for -suite default (the resources suite"},
 		{[]string{"-suite", "resources", "-n", "10000,1000"}, 2, "increasing"},
-		{[]string{"-suite", "nope"}, 2, "want default, scope or resources"},
-	} {
-		var stdout, stderr bytes.Buffer
-		if got := Main(tt.args, &stdout, &stderr); got != tt.code || !strings.Contains(stderr.String(), tt.say) {
-			t.Errorf("Main(%q) = %d, want %d; stderr (want %q):\n%s", tt.args, got, tt.code, tt.say, stderr.String())
-		}
-	}
+		{[]string{"-suite", "nope"}, 2, "want default, scope, resources or restart"},
+	})
 	// A scope suite's runs are not the resources suite's.
 	if _, err := decodeRuns(strings.NewReader(`{"variant":"floor","n":1}`), true, resourcesSuite.check); err == nil ||
 		!strings.Contains(err.Error(), `"floor" is not a variant of the resources suite`) {

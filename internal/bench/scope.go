@@ -22,6 +22,7 @@ const (
 	SuiteDefault   = "default"   // reader against informer for 7 kinds: sync, churn, relist
 	SuiteScope     = "scope"     // per-node pods, metadata only, the floor: initial sync only
 	SuiteResources = "resources" // Widgets (a CRD) through WithResources, dynamic and metadata informers: initial sync only
+	SuiteRestart   = "restart"   // pods: a reader restarted from a checkpoint against a cold reader and a fresh informer
 )
 
 // Variants of the scope suite: each is also the value of the child's hidden -child flag.
@@ -82,16 +83,8 @@ var scopeSuite = syncSuite{
 	counted:  fmt.Sprintf("pods on %d nodes", scopeNodes),
 	variants: scopeVariants,
 	runsFile: scopeRunsFile, markdownFile: scopeMarkdownFile, csvFile: scopeCSVFile,
-	populate: func(ctx context.Context, bp *benchPlane, have, n, workers int, log io.Writer) (int, error) {
-		return populatePods(ctx, bp.cs, have, n, workers, log)
-	},
-	describe: func(ctx context.Context, bp *benchPlane, n int) (string, error) {
-		d, err := describePod(ctx, bp.cs, n-1)
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%s; %d pods on %s", d, podsOnNode(n, scopeNodeIndex), scopeNode), nil
-	},
+	populate:  populatePlanePods,
+	describe:  describePods(func(n int) string { return fmt.Sprintf("%d pods on %s", podsOnNode(n, scopeNodeIndex), scopeNode) }),
 	expected:  expectedObjects,
 	summarize: SummarizeScope,
 	targets:   ScopeTable.Targets,
@@ -102,6 +95,23 @@ var scopeSuite = syncSuite{
 // scope.md, scope.csv and scope-runs.jsonl into cfg.Out.
 func RunScope(ctx context.Context, cfg ScopeConfig, stdout, stderr io.Writer) error {
 	return runSyncSuite(ctx, cfg, &scopeSuite, stdout, stderr)
+}
+
+// describePods returns a syncSuite's describe for pods: describePod of the newest pod, then what
+// more says of n pods.
+func describePods(more func(n int) string) func(ctx context.Context, bp *benchPlane, n int) (string, error) {
+	return func(ctx context.Context, bp *benchPlane, n int) (string, error) {
+		d, err := describePod(ctx, bp.cs, n-1)
+		if err != nil {
+			return "", err
+		}
+		return d + "; " + more(n), nil
+	}
+}
+
+// populatePlanePods is populatePods on bp, a syncSuite's populate.
+func populatePlanePods(ctx context.Context, bp *benchPlane, have, n, workers int, log io.Writer) (int, error) {
+	return populatePods(ctx, bp.cs, have, n, workers, log)
 }
 
 // populatePods creates the pods have..n-1 (newScopePod) with workers in parallel, and the

@@ -22,26 +22,36 @@ import (
 
 const kib = 1 << 10
 
-// ScopeResult is what one child of a sync suite (scope or resources) measured during its initial
-// sync, sent to the parent in its final message. The parent fills the fields marked "parent".
+// ScopeResult is what one child of a sync suite (scope, resources or restart) measured during its
+// initial sync, sent to the parent in its final message. The parent fills the fields marked
+// "parent".
 type ScopeResult struct {
 	Variant string `json:"variant"` // parent: one of the suite's variants
 	N       int    `json:"n"`       // parent: objects the suite created (pods, Widgets)
 	Run     int    `json:"run"`     // parent: 1, 2, ...
 
-	Objects     int     `json:"objects"`          // objects in the initial state
-	SyncSeconds float64 `json:"sync_seconds"`     // start to WaitForSync / WaitForCacheSync / the end bookmark
-	SyncCPU     float64 `json:"sync_cpu_seconds"` // user+sys of the child over the same time
+	Objects     int     `json:"objects"`           // objects in the initial state (a reader's: entries delivered)
+	Deletes     int     `json:"deletes,omitempty"` // of a reader's entries, the deletes
+	SyncSeconds float64 `json:"sync_seconds"`      // start to WaitForSync / WaitForCacheSync / the end bookmark
+	SyncCPU     float64 `json:"sync_cpu_seconds"`  // user+sys of the child over the same time
 	// BytesReceived is what the child read from its network connections over the same time: the
 	// bytes of every net.Conn its rest.Config dialled (TLS records, HTTP/2 frames and the gzip
 	// body the server sends a WatchList, as they come off the socket; no TCP/IP headers).
 	BytesReceived int64 `json:"bytes_received"`
 	// BodyBytes is what the child read from the bodies of its HTTP responses over the same time,
 	// after the transport undid any gzip: the protobuf frames or JSON lines the decoders see.
-	BodyBytes    int64  `json:"body_bytes"`
-	HeapBaseline uint64 `json:"heap_baseline"` // live heap after GC before starting, bytes
-	HeapPeakSync uint64 `json:"heap_peak_sync"`
-	HeapSynced   uint64 `json:"heap_synced"` // live heap after GC once synced, bytes
+	BodyBytes int64 `json:"body_bytes"`
+	// CompleteStates counts the requests for a complete state over the same time: WatchLists and
+	// paginated LISTs (asksCompleteState).
+	CompleteStates int    `json:"complete_states,omitempty"`
+	HeapBaseline   uint64 `json:"heap_baseline"` // live heap after GC before starting, bytes
+	HeapPeakSync   uint64 `json:"heap_peak_sync"`
+	HeapSynced     uint64 `json:"heap_synced"` // live heap after GC once synced, bytes
+
+	// Restart suite, checkpoint-save only: the size of the checkpoint Reader.Checkpoint saved once
+	// synced, and how long that call took (snapshot, encoding, FileCheckpoint's write and fsyncs).
+	CheckpointBytes   int64   `json:"checkpoint_bytes,omitempty"`
+	CheckpointSeconds float64 `json:"checkpoint_seconds,omitempty"`
 }
 
 // podsGVR is what the metadata informer reads.
@@ -83,16 +93,20 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// bodyCounter counts the bytes read from the bodies of the responses of the transports it wraps.
-// http.Transport (and HTTP/2's) undoes the gzip it asked for before the body reaches a wrapper, so
-// these are the bytes after decompression.
+// bodyCounter counts the bytes read from the bodies of the responses of the transports it wraps,
+// and the requests for a complete state. http.Transport (and HTTP/2's) undoes the gzip it asked for
+// before the body reaches a wrapper, so these are the bytes after decompression.
 type bodyCounter struct {
-	read atomic.Int64
+	read   atomic.Int64
+	states atomic.Int64 // requests that asksCompleteState
 }
 
 // wrap is a transport.WrapperFunc for rest.Config.Wrap.
 func (c *bodyCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		if asksCompleteState(req) {
+			c.states.Add(1)
+		}
 		resp, err := rt.RoundTrip(req)
 		if resp != nil && resp.Body != nil {
 			resp.Body = &countingBody{ReadCloser: resp.Body, read: &c.read}
@@ -103,6 +117,18 @@ func (c *bodyCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 
 // received returns the body bytes read so far, from every response.
 func (c *bodyCounter) received() int64 { return c.read.Load() }
+
+// completeStates returns how many requests asked for a complete state so far.
+func (c *bodyCounter) completeStates() int { return int(c.states.Load()) }
+
+// asksCompleteState reports whether req asks the server for every object, as the repository's
+// warm-restart tests count them: a WatchList (sendInitialEvents=true) or a paginated LIST (limit:
+// the reader's fallback and client-go's reflector both page). A plain watch from a
+// resourceVersion, what a reader resumed from a checkpoint sends, does not.
+func asksCompleteState(req *http.Request) bool {
+	q := req.URL.Query()
+	return q.Get("sendInitialEvents") == "true" || q.Has("limit")
+}
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
@@ -120,12 +146,20 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// newSyncSubject builds the subject of v, a variant of a sync suite, on restCfg.
-func newSyncSubject(v string, restCfg *rest.Config) (syncSubject, error) {
-	if isResourcesVariant(v) {
+// newSyncSubject builds the subject of cfg.mode, a variant of a sync suite, on restCfg.
+func newSyncSubject(cfg childConfig, restCfg *rest.Config) (syncSubject, error) {
+	switch v := cfg.mode; {
+	case isResourcesVariant(v):
 		return newResourcesSubject(v, restCfg)
+	case isRestartVariant(v):
+		return newRestartSubject(v, cfg.checkpoint, restCfg)
 	}
-	return newScopeSubject(v, restCfg)
+	return newScopeSubject(cfg.mode, restCfg)
+}
+
+// afterSyncer is a syncSubject that adds to its result once synced and counted, before it stops.
+type afterSyncer interface {
+	afterSync(ctx context.Context, res *ScopeResult) error
 }
 
 // newScopeSubject builds the subject of scope variant v on restCfg.
@@ -159,7 +193,7 @@ func newScopeSubject(v string, restCfg *rest.Config) (syncSubject, error) {
 	return nil, fmt.Errorf("unknown scope variant %q", v)
 }
 
-// runScopeChild runs one child of a sync suite (scope or resources): it measures the initial sync
+// runScopeChild runs one child of a sync suite (scope, resources or restart): it measures the initial sync
 // of cfg.mode (a variant of the suite) and writes one message, the result or an error, on out. It
 // returns an error only when it could not write that message.
 func runScopeChild(ctx context.Context, cfg childConfig, out io.Writer) error {
@@ -191,17 +225,19 @@ func measureScopeChild(ctx context.Context, cfg childConfig) (res ScopeResult, e
 	restCfg.Dial = counter.dial
 	body := &bodyCounter{}
 	restCfg.Wrap(body.wrap)
-	subj, err := newSyncSubject(cfg.mode, restCfg)
+	subj, err := newSyncSubject(cfg, restCfg)
 	if err != nil {
 		return res, err
 	}
 
 	var bytes0, body0 int64
+	var states0 int
 	m, stopSubj, err := measureSync(ctx, subj, cfg.mode, cfg.memProfile, func(begin bool) {
 		if begin {
-			bytes0, body0 = counter.received(), body.received()
+			bytes0, body0, states0 = counter.received(), body.received(), body.completeStates()
 		} else {
 			res.BytesReceived, res.BodyBytes = counter.received()-bytes0, body.received()-body0
+			res.CompleteStates = body.completeStates() - states0
 		}
 	})
 	defer func() {
@@ -213,6 +249,11 @@ func measureScopeChild(ctx context.Context, cfg childConfig) (res ScopeResult, e
 	res.HeapBaseline, res.HeapPeakSync, res.HeapSynced = m.baseline, m.peak, m.synced
 	if err != nil {
 		return res, err
+	}
+	if a, ok := subj.(afterSyncer); ok {
+		if err := a.afterSync(ctx, &res); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }

@@ -51,6 +51,15 @@ type syncLayout struct {
 	variants []string          // every variant, in the CSV's order
 	labels   map[string]string // variant → column name
 	sections []scopeSection
+	metrics  []ScopeMetric // the rows at each N, in order; nil: ScopeMetrics
+}
+
+// rowMetrics are the rows of l's tables at each N, in order.
+func (l *syncLayout) rowMetrics() []ScopeMetric {
+	if l.metrics != nil {
+		return l.metrics
+	}
+	return ScopeMetrics
 }
 
 // ratioLabel is the table column of ratio r.
@@ -78,7 +87,7 @@ type scopeSection struct {
 	Note     string
 	Variants []string
 	Ratios   []scopeRatio
-	Metrics  []string // keys of ScopeMetrics; nil: every one
+	Metrics  []string // keys of the layout's rowMetrics; nil: every one
 }
 
 // scopeSections are the tables of the scope report, in order.
@@ -130,8 +139,8 @@ func (r ScopeRow) Value(v string) float64 {
 // Ratio is the median of num over the median of den (NaN when undefined).
 func (r ScopeRow) Ratio(num, den string) float64 { return ratio(r.Value(num), r.Value(den)) }
 
-// ScopeTable is the summary of a run of a sync suite (scope or resources): Rows grouped by N in
-// increasing order, ScopeMetrics order within.
+// ScopeTable is the summary of a run of a sync suite (scope, resources or restart): Rows grouped by
+// N in increasing order, in the order of the layout's rowMetrics within.
 type ScopeTable struct {
 	Rows    []ScopeRow
 	Results []ScopeResult
@@ -162,7 +171,7 @@ func summarizeSync(results []ScopeResult, layout *syncLayout) ScopeTable {
 	}
 	slices.Sort(ns)
 	for _, n := range ns {
-		for _, m := range ScopeMetrics {
+		for _, m := range layout.rowMetrics() {
 			row := ScopeRow{N: n, Metric: m, Values: map[string]float64{}}
 			for v, rs := range byKey[n] {
 				vals := make([]float64, len(rs))
@@ -222,10 +231,7 @@ func (t ScopeTable) Markdown(w io.Writer) error {
 			b.WriteString(" " + l.ratioLabel(r) + " |")
 		}
 		b.WriteString("\n|---:|---|" + strings.Repeat("---:|", len(s.Variants)+len(s.Ratios)) + "\n")
-		for _, row := range t.Rows {
-			if s.Metrics != nil && !slices.Contains(s.Metrics, row.Metric.Key) {
-				continue
-			}
+		for _, row := range t.sectionRows(s) {
 			label := row.Metric.Label
 			if row.Metric.Unit != "" {
 				label += " (" + row.Metric.Unit + ")"
@@ -244,6 +250,23 @@ func (t ScopeTable) Markdown(w io.Writer) error {
 		return fmt.Errorf("write markdown: %w", err)
 	}
 	return nil
+}
+
+// sectionRows are the rows of section s: at each N, those of s.Metrics in its order, or every row
+// when s.Metrics is nil.
+func (t ScopeTable) sectionRows(s scopeSection) []ScopeRow {
+	if s.Metrics == nil {
+		return t.Rows
+	}
+	var out []ScopeRow
+	for _, n := range t.Ns() {
+		for _, key := range s.Metrics {
+			if r, ok := t.Get(n, key); ok {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }
 
 // ratios are every section's ratios, each once, in order.

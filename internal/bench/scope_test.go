@@ -26,12 +26,26 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
+// exitCase is a command line, the exit code Main returns for it and what its stderr says.
+type exitCase struct {
+	args []string
+	code int
+	say  string // in stderr
+}
+
+// checkExits runs Main on each case's command line and checks its exit code and stderr.
+func checkExits(t *testing.T, cases []exitCase) {
+	t.Helper()
+	for _, tt := range cases {
+		var stdout, stderr bytes.Buffer
+		if got := Main(tt.args, &stdout, &stderr); got != tt.code || !strings.Contains(stderr.String(), tt.say) {
+			t.Errorf("Main(%q) = %d, want %d; stderr (want %q):\n%s", tt.args, got, tt.code, tt.say, stderr.String())
+		}
+	}
+}
+
 func TestScopeFlags(t *testing.T) {
-	tests := []struct {
-		args []string
-		code int
-		say  string // in stderr
-	}{
+	checkExits(t, []exitCase{
 		{[]string{"-suite", "nope"}, 2, `-suite "nope"`},
 		{[]string{"-suite", "scope", "-rate", "100"}, 2, "-rate: only for -suite default"},
 		{[]string{"-suite", "scope", "-resync", "5s", "-reader-json=false"}, 2, "-reader-json, -resync"},
@@ -40,13 +54,7 @@ func TestScopeFlags(t *testing.T) {
 		{[]string{"-suite", "scope", "-runs", "3,0"}, 2, "-runs"},
 		{[]string{"-suite", "scope", "-workers", "0"}, 2, "-workers"},
 		{[]string{"-suite", "scope", "-report", filepath.Join(t.TempDir(), "missing.jsonl")}, 1, "open runs"},
-	}
-	for _, tt := range tests {
-		var stdout, stderr bytes.Buffer
-		if got := Main(tt.args, &stdout, &stderr); got != tt.code || !strings.Contains(stderr.String(), tt.say) {
-			t.Errorf("Main(%q) = %d, want %d; stderr (want %q):\n%s", tt.args, got, tt.code, tt.say, stderr.String())
-		}
-	}
+	})
 	var stderr bytes.Buffer
 	Main([]string{"-help"}, &bytes.Buffer{}, &stderr)
 	if !strings.Contains(stderr.String(), "-suite") {
@@ -54,27 +62,54 @@ func TestScopeFlags(t *testing.T) {
 	}
 }
 
+// checkLayout checks the layout of a sync suite whose variants own reports: every variant is the
+// suite's alone, a sync suite's child and has a column name; every ratio is of two of its variants
+// and every section's metric is one of the layout's rows.
+func checkLayout(t *testing.T, l *syncLayout, own func(string) bool) {
+	t.Helper()
+	suites := []func(string) bool{isScopeVariant, isResourcesVariant, isRestartVariant}
+	for _, v := range l.variants {
+		claimed := 0
+		for _, is := range suites {
+			if is(v) {
+				claimed++
+			}
+		}
+		if !own(v) || claimed != 1 || !isSyncVariant(v) || v == ModeReader || v == ModeInformer {
+			t.Errorf("variant %q: the suite's %v, claimed by %d suites, a sync variant %v", v, own(v), claimed, isSyncVariant(v))
+		}
+		if l.labels[v] == "" {
+			t.Errorf("%s has no column name", v)
+		}
+	}
+	keys := map[string]bool{}
+	for _, m := range l.rowMetrics() {
+		if keys[m.Key] {
+			t.Errorf("metric %s twice", m.Key)
+		}
+		keys[m.Key] = true
+	}
+	for _, s := range l.sections {
+		for _, r := range s.Ratios {
+			if !own(r.Num) || !own(r.Den) {
+				t.Errorf("section %q: ratio %s of an unknown variant", s.Title, r.Key())
+			}
+		}
+		for _, k := range s.Metrics {
+			if !keys[k] {
+				t.Errorf("section %q: no metric %s", s.Title, k)
+			}
+		}
+	}
+}
+
 func TestScopeVariants(t *testing.T) {
 	if len(scopeVariants) != 7 {
 		t.Errorf("%d scope variants", len(scopeVariants))
 	}
-	for _, v := range scopeVariants {
-		if scopeLabels[v] == "" {
-			t.Errorf("%s has no column name", v)
-		}
-		if v == ModeReader || v == ModeInformer {
-			t.Errorf("scope variant %q is a mode of the default suite's children", v)
-		}
-	}
+	checkLayout(t, &scopeLayout, isScopeVariant)
 	if isScopeVariant(ModeReader) || !isScopeVariant(VariantFloor) {
 		t.Error("isScopeVariant")
-	}
-	for _, s := range scopeSections {
-		for _, r := range s.Ratios {
-			if !isScopeVariant(r.Num) || !isScopeVariant(r.Den) {
-				t.Errorf("section %q: ratio %s of an unknown variant", s.Title, r.Key())
-			}
-		}
 	}
 }
 
@@ -218,15 +253,22 @@ func TestScopeMarkdown(t *testing.T) {
 	}
 }
 
-func TestScopeCSV(t *testing.T) {
+// csvRecords renders tab's CSV and parses it back.
+func csvRecords(t *testing.T, tab ScopeTable) [][]string {
+	t.Helper()
 	var b bytes.Buffer
-	if err := SummarizeScope(fakeScopeResults([]int{1000, 10000}, 3)).CSV(&b); err != nil {
+	if err := tab.CSV(&b); err != nil {
 		t.Fatal(err)
 	}
 	records, err := csv.NewReader(&b).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return records
+}
+
+func TestScopeCSV(t *testing.T) {
+	records := csvRecords(t, SummarizeScope(fakeScopeResults([]int{1000, 10000}, 3)))
 	if len(records) != 1+2*len(ScopeMetrics) {
 		t.Fatalf("%d records", len(records))
 	}
@@ -293,6 +335,7 @@ func TestSyncReportFiles(t *testing.T) {
 	}{
 		{&scopeSuite, fakeScopeResults([]int{1000, 10000}, 2), []string{"### The floor"}, true},
 		{&resourcesSuite, fakeResourcesResults([]int{1000, 10000}, 2), []string{"### Custom resources", "| 10,000 | objects in the initial state |"}, false},
+		{newRestartSuite(), fakeRestartResults([]int{10000, 30000}, 2), []string{"### Warm restart", "### Saving the checkpoint"}, false},
 	} {
 		dir := t.TempDir()
 		runs := filepath.Join(dir, tc.suite.runsFile)

@@ -1,9 +1,11 @@
 package bench
 
-// Sync suites (-suite scope, -suite resources) measure only the initial sync: each variant runs in
-// its own child process, as the default suite's variants do, and reports its time, CPU, bytes read
-// from the network and heap (a ScopeResult). What differs from suite to suite (the objects created,
-// the variants, the tables) is a syncSuite; the driving is the same.
+// Sync suites (-suite scope, -suite resources, -suite restart) measure only the initial sync (for
+// the restart suite, a restart's first sync): each variant runs in its own child process, as the
+// default suite's variants do, and reports its time, CPU, bytes read from the network and heap (a
+// ScopeResult). What differs from suite to suite (the
+// objects created, the variants, what changes between children, the tables) is a syncSuite; the
+// driving is the same.
 
 import (
 	"context"
@@ -17,7 +19,7 @@ import (
 	"time"
 )
 
-// ScopeConfig is what a sync suite (scope or resources) runs.
+// ScopeConfig is what a sync suite (scope, resources or restart) runs.
 type ScopeConfig struct {
 	Ns         []int  // object counts, increasing
 	Runs       []int  // runs of each variant at each N (one, or one per N)
@@ -52,10 +54,31 @@ type syncSuite struct {
 	describe func(ctx context.Context, bp *benchPlane, n int) (string, error)
 	// expected is how many objects variant v holds once synced with n objects.
 	expected func(v string, n int) int
+	// expectedDeletes, if not nil, is how many of them are deletes (ScopeResult.Deletes).
+	expectedDeletes func(v string, n int) int
 	// exact: a run that holds another count fails the suite; else it is only warned about.
 	exact     bool
 	summarize func([]ScopeResult) ScopeTable
 	targets   func(ScopeTable) []Target // nil: the suite has none
+
+	// defaultNs, if not "", replaces -n's default; minN, if not 0, is the least N the suite takes.
+	defaultNs string
+	minN      int
+	// before, if not nil, runs in the parent before each child: what the suite changes in the
+	// cluster between children (step.variant is the child's).
+	before func(ctx context.Context, step suiteStep) error
+	// childArgs, if not nil, are extra flags for the child of variant v on bp.
+	childArgs func(bp *benchPlane, v string) []string
+}
+
+// suiteStep is where a sync suite stands when its before hook runs: the next child's variant, N
+// and run, on bp, with workers parallel writers and progress on log.
+type suiteStep struct {
+	bp      *benchPlane
+	variant string
+	n, run  int
+	workers int
+	log     io.Writer
 }
 
 // syncSuiteNamed returns the sync suite of -suite name, or false for the default suite or an
@@ -66,8 +89,15 @@ func syncSuiteNamed(name string) (*syncSuite, bool) {
 		return &scopeSuite, true
 	case SuiteResources:
 		return &resourcesSuite, true
+	case SuiteRestart:
+		return newRestartSuite(), true
 	}
 	return nil, false
+}
+
+// isSyncVariant reports whether name is a variant of a sync suite: its child runs runScopeChild.
+func isSyncVariant(name string) bool {
+	return isScopeVariant(name) || isResourcesVariant(name) || isRestartVariant(name)
 }
 
 // check refuses a result of a variant the suite does not have.
@@ -86,6 +116,7 @@ var defaultOnlyFlags = []string{"rate", "churn", "reader-json", "informer-json",
 type syncFlags struct {
 	ns, runs, out, cpuProfile, memProfile, report string
 	workers                                       int
+	nsSet                                         bool // -n was on the command line
 }
 
 // mainSync runs sync suite s for Main once the flags are parsed, and returns the exit code.
@@ -109,14 +140,29 @@ func mainSync(ctx context.Context, fs *flag.FlagSet, s *syncSuite, f syncFlags, 
 		return 0
 	}
 	cfg := ScopeConfig{Out: f.out, CPUProfile: f.cpuProfile, MemProfile: f.memProfile, Workers: f.workers}
-	return runSuite(stderr, f.ns, f.runs, func(ns, runs []int) error {
+	return runSuite(stderr, s.nsFlag(f.ns, f.nsSet), f.runs, func(ns, runs []int) error {
 		cfg.Ns, cfg.Runs = ns, runs
-		return cfg.validate()
+		if err := cfg.validate(); err != nil {
+			return err
+		}
+		if ns[0] < s.minN {
+			return fmt.Errorf("-n: the %s suite needs at least %d objects, got %d", s.name, s.minN, ns[0])
+		}
+		return nil
 	}, func() error { return runSyncSuite(ctx, cfg, s, stdout, stderr) })
 }
 
+// nsFlag is the value of -n that s measures: ns when set on the command line, else s's own default,
+// if it has one.
+func (s *syncSuite) nsFlag(ns string, set bool) string {
+	if !set && s.defaultNs != "" {
+		return s.defaultNs
+	}
+	return ns
+}
+
 // runSyncSuite starts a control plane, populates it for every N, measures every variant of s at
-// every N and writes the report: the tables (and targets) on stdout, and s's markdown, CSV and runs
+// every N (after s.before, if any) and writes the report: the tables (and targets) on stdout, and s's markdown, CSV and runs
 // files into cfg.Out.
 func runSyncSuite(ctx context.Context, cfg ScopeConfig, s *syncSuite, stdout, stderr io.Writer) (err error) {
 	if err := cfg.validate(); err != nil {
@@ -152,7 +198,17 @@ func runSyncSuite(ctx context.Context, cfg ScopeConfig, s *syncSuite, stdout, st
 		}
 		for run := 1; run <= runs[i]; run++ {
 			for _, v := range s.variants {
-				res, err := measureSyncOne(ctx, cfg, s, v, n, run, bp.kubeconfig, stderr)
+				if s.before != nil {
+					step := suiteStep{bp: bp, variant: v, n: n, run: run, workers: cfg.Workers, log: stderr}
+					if err := s.before(ctx, step); err != nil {
+						return fmt.Errorf("N=%d run %d before %s: %w", n, run, v, err)
+					}
+				}
+				args := []string{"-child", v, "-kubeconfig", bp.kubeconfig}
+				if s.childArgs != nil {
+					args = append(args, s.childArgs(bp, v)...)
+				}
+				res, err := measureSyncOne(ctx, cfg, s, v, n, run, args, stderr)
 				if err != nil {
 					return fmt.Errorf("N=%d run %d %s: %w", n, run, v, err)
 				}
@@ -167,10 +223,10 @@ func runSyncSuite(ctx context.Context, cfg ScopeConfig, s *syncSuite, stdout, st
 	return writeSyncReport(s, s.summarize(results), cfg.Out, stdout)
 }
 
-// measureSyncOne runs one child of variant v of s and waits for its result, which checkObjects
-// checks.
-func measureSyncOne(ctx context.Context, cfg ScopeConfig, s *syncSuite, v string, n, run int, kubeconfig string, stderr io.Writer) (res ScopeResult, err error) {
-	c, err := launchChild(ctx, []string{"-child", v, "-kubeconfig", kubeconfig}, cfg.CPUProfile, cfg.MemProfile, v, n, run, stderr)
+// measureSyncOne runs one child of variant v of s with args and waits for its result, which
+// checkObjects checks.
+func measureSyncOne(ctx context.Context, cfg ScopeConfig, s *syncSuite, v string, n, run int, args []string, stderr io.Writer) (res ScopeResult, err error) {
+	c, err := launchChild(ctx, args, cfg.CPUProfile, cfg.MemProfile, v, n, run, stderr)
 	if err != nil {
 		return res, err
 	}
@@ -192,6 +248,9 @@ func measureSyncOne(ctx context.Context, cfg ScopeConfig, s *syncSuite, v string
 	fmt.Fprintf(stderr, "%s: %d objects synced in %.3f s, CPU %.3f s, %.1f KiB received (%.1f KiB of bodies after gzip), heap %.1f MiB (peak %.1f)\n",
 		tag, res.Objects, res.SyncSeconds, res.SyncCPU, float64(res.BytesReceived)/kib, float64(res.BodyBytes)/kib,
 		float64(res.HeapSynced)/mib, float64(res.HeapPeakSync)/mib)
+	if res.CheckpointBytes > 0 {
+		fmt.Fprintf(stderr, "%s: checkpoint of %d bytes saved in %.1f ms\n", tag, res.CheckpointBytes, res.CheckpointSeconds*1000)
+	}
 	warning, err := s.checkObjects(res)
 	if warning != "" {
 		fmt.Fprintf(stderr, "%s: WARNING: %s\n", tag, warning)
@@ -199,17 +258,24 @@ func measureSyncOne(ctx context.Context, cfg ScopeConfig, s *syncSuite, v string
 	return res, err
 }
 
-// checkObjects compares the objects res holds once synced with what s expects of its variant at
-// its N: a difference is an error when s is exact, else a warning ("" when they agree).
+// checkObjects compares the objects res holds once synced (and, when s counts them, its deletes)
+// with what s expects of its variant at its N: a difference is an error when s is exact, else a
+// warning ("" when they agree).
 func (s *syncSuite) checkObjects(res ScopeResult) (warning string, err error) {
 	want := s.expected(res.Variant, res.N)
+	var diff string
 	switch {
-	case res.Objects == want:
+	case res.Objects != want:
+		diff = fmt.Sprintf("%d objects once synced, want %d", res.Objects, want)
+	case s.expectedDeletes != nil && res.Deletes != s.expectedDeletes(res.Variant, res.N):
+		diff = fmt.Sprintf("%d of the %d entries deletes, want %d", res.Deletes, res.Objects, s.expectedDeletes(res.Variant, res.N))
+	default:
 		return "", nil
-	case s.exact:
-		return "", fmt.Errorf("%d objects once synced, want %d", res.Objects, want)
 	}
-	return fmt.Sprintf("%d objects, want %d", res.Objects, want), nil
+	if s.exact {
+		return "", errors.New(diff)
+	}
+	return diff, nil
 }
 
 // rerenderSync reads the results of an earlier run of s from runsFile and writes the report into

@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+)
+
+// restartLabels are the column names of the restart variants.
+var restartLabels = map[string]string{
+	VariantCheckpointSave:  "checkpoint save",
+	VariantReaderWarm:      "reader, warm",
+	VariantReaderCold:      "reader, cold",
+	VariantInformerRestart: "informer restart",
+}
+
+// restartRelabeled are the labels the restart tables give ScopeMetrics' rows: a restart is not an
+// initial sync, and what the children count are entries delivered.
+var restartRelabeled = map[string]string{
+	"objects":    "entries delivered (informer: objects in its store)",
+	"sync_s":     "time to sync (WaitForSync / WaitForCacheSync)",
+	"sync_cpu_s": "CPU until synced",
+}
+
+// checkpointMetric is a row of the checkpoint-save variant only: NaN for the others.
+func checkpointMetric(key, label, unit string, decimals int, value func(ScopeResult) float64) ScopeMetric {
+	return ScopeMetric{key, label, unit, decimals, func(r ScopeResult) float64 {
+		if r.Variant != VariantCheckpointSave {
+			return math.NaN()
+		}
+		return value(r)
+	}}
+}
+
+// restartMetrics are the restart tables' rows at each N: ScopeMetrics relabeled, then what only
+// the restart suite counts.
+var restartMetrics = append(relabel(ScopeMetrics, restartRelabeled),
+	ScopeMetric{"deletes", "entries that are deletes", "", 0, func(r ScopeResult) float64 {
+		if r.Variant == VariantInformerRestart {
+			return math.NaN() // not counted
+		}
+		return float64(r.Deletes)
+	}},
+	ScopeMetric{"complete_states", "complete-state requests (WatchList or paginated LIST)", "", 0,
+		func(r ScopeResult) float64 { return float64(r.CompleteStates) }},
+	checkpointMetric("checkpoint_kib", "checkpoint size", "KiB", 1, func(r ScopeResult) float64 { return float64(r.CheckpointBytes) / kib }),
+	checkpointMetric("checkpoint_bytes_per_object", "checkpoint size per object", "B", 1, func(r ScopeResult) float64 {
+		return ratio(float64(r.CheckpointBytes), float64(r.Objects))
+	}),
+	checkpointMetric("checkpoint_save_ms", "Reader.Checkpoint: snapshot, encode, write, fsync", "ms", 1,
+		func(r ScopeResult) float64 { return r.CheckpointSeconds * 1000 }),
+)
+
+// relabel returns a copy of metrics with the labels of labels (metric key → label).
+func relabel(metrics []ScopeMetric, labels map[string]string) []ScopeMetric {
+	out := make([]ScopeMetric, len(metrics))
+	for i, m := range metrics {
+		if l, ok := labels[m.Key]; ok {
+			m.Label = l
+		}
+		out[i] = m
+	}
+	return out
+}
+
+// restartLayout is the restart suite's report: the three restarts side by side, then the saving
+// child's checkpoint.
+var restartLayout = syncLayout{
+	intro: "Restart suite: medians of %s per variant and N, each run in its own process, pods only. " +
+		fmt.Sprintf("In every run a child first saves a checkpoint at N pods; the parent then updates 1/%d of the pods "+
+			"(a label) and deletes as many (none created), and the three restarts read what is left. ", restartShare) +
+		"Every reader's out channel is unbuffered and drained, nothing kept. " + bytesNote,
+	counted:  "pods",
+	variants: restartVariants,
+	labels:   restartLabels,
+	metrics:  restartMetrics,
+	sections: []scopeSection{
+		{
+			Title: "Warm restart against a cold start and an informer restart",
+			Note: fmt.Sprintf("*reader, warm*: `watchlist.New(ctx, cs, RTPod, WithCheckpoint(FileCheckpoint(path), time.Hour))` "+
+				"started from the checkpoint saved before the change set: it resumes its watch from the checkpoint's resourceVersion "+
+				"and delivers the change set (each update one entry, each delete %d: the apiserver sets the pod's deletionTimestamp, "+
+				"then removes it); `WaitForSync` returns once the resumed watch was quiet for 250 ms. *reader, cold*: the same reader "+
+				"without a checkpoint. *informer restart*: a client-go typed pod informer started fresh (its handlers get an add per pod). "+
+				"Every run's counts are checked exactly: the suite fails otherwise.", eventsPerDelete),
+			Variants: []string{VariantReaderWarm, VariantReaderCold, VariantInformerRestart},
+			Ratios:   []scopeRatio{{VariantReaderWarm, VariantReaderCold}, {VariantReaderWarm, VariantInformerRestart}},
+			Metrics: []string{"objects", "deletes", "sync_s", "sync_cpu_s", "received_kib", "body_kib", "complete_states",
+				"heap_peak_sync_mib", "heap_synced_mib"},
+		},
+		{
+			Title: "Saving the checkpoint",
+			Note: "*checkpoint save*: the reader with `WithCheckpoint` synced from no checkpoint at N pods; then one " +
+				"`Reader.Checkpoint(ctx)` is timed (snapshot of the filter, encoding, FileCheckpoint's temporary file, fsync, " +
+				"rename and fsync of the folder) and the file's size taken. Its `Close` saves the checkpoint the warm reader starts from.",
+			Variants: []string{VariantCheckpointSave},
+			Metrics: []string{"objects", "sync_s", "sync_cpu_s", "heap_synced_mib", "checkpoint_kib", "checkpoint_bytes_per_object",
+				"checkpoint_save_ms"},
+		},
+	},
+}
+
+// SummarizeRestart takes the median of every metric over the runs of each variant of the restart
+// suite at each N.
+func SummarizeRestart(results []ScopeResult) ScopeTable {
+	return summarizeSync(results, &restartLayout)
+}
