@@ -130,3 +130,54 @@ func TestSnapshotLeavesOutTheEntryInHand(t *testing.T) {
 		t.Errorf("last checkpoint holds %v at %q, want %v at 22", got, final.Streams[0].ResourceVersion, want)
 	}
 }
+
+// TestRestoreDeliversTheHeldDelete: a checkpoint taken while the consumer held a delete keeps the
+// object live, so that a reader restored from it delivers the delete again when its watch replays it.
+func TestRestoreDeliversTheHeldDelete(t *testing.T) {
+	ctx := context.Background()
+	ch := make(chan reader.Entry, 16)
+	o := newOutput(ch, 0, newStats(), logr.Discard())
+	set := newTestSet()
+	sink := setSink{o: o, set: set}
+	token := sink.BeginSync(podID)
+	for _, err := range []error{
+		sink.EndSync(ctx, podID, token, "700", false),
+		sink.Observe(ctx, podID, watch.Added, pod(uidA, "710"), 0),
+		sink.Progress(ctx, podID, "710"),
+		sink.Observe(ctx, podID, watch.Modified, pod(uidA, "747"), 0),
+		sink.Progress(ctx, podID, "747"),
+		sink.Observe(ctx, podID, watch.Deleted, pod(uidA, "748"), 0),
+		sink.Progress(ctx, podID, "748"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(ch) > 0 {
+		<-ch
+	}
+	c, err := o.snapshot(ctx, set, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv := c.Streams[0].ResourceVersion; rv != "747" {
+		t.Errorf("resume point %q, want 747 (before the held delete)", rv)
+	}
+	restored := newOutput(ch, 0, newStats(), logr.Discard())
+	decoded, err := checkpoint.Decode(checkpoint.Encode(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored.filter.restore(decoded.Objects)
+	rset := newTestSet()
+	rsink := setSink{o: restored, set: rset}
+	if err := rsink.Observe(ctx, podID, watch.Deleted, pod(uidA, "748"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 1 {
+		t.Fatalf("the restored reader delivered %d entries for the replayed delete, want 1", len(ch))
+	}
+	if e := <-ch; e.ChangeType() != reader.CTDelete {
+		t.Errorf("the restored reader delivered %s, want the delete", e)
+	}
+}

@@ -447,13 +447,18 @@ func (f *filter) export(replace func(uidKey, record) (record, bool)) []checkpoin
 				continue
 			}
 		}
-		o := checkpoint.Object{Key: k, Kind: uint8(rec.kind), Name: rec.name, Version: uint64(rec.rv), Dead: rec.dead, Void: rec.void, Pending: rec.pending}
-		if uid, ok := f.oddUIDs[k]; ok {
-			o.UID = string(uid)
-		}
-		out = append(out, o)
+		out = append(out, f.exportOne(k, rec))
 	}
 	return out
+}
+
+// exportOne returns the checkpoint's form of the record of k.
+func (f *filter) exportOne(k uidKey, rec record) checkpoint.Object {
+	o := checkpoint.Object{Key: k, Kind: uint8(rec.kind), Name: rec.name, Version: uint64(rec.rv), Dead: rec.dead, Void: rec.void, Pending: rec.pending}
+	if uid, ok := f.oddUIDs[k]; ok {
+		o.UID = string(uid)
+	}
+	return o
 }
 
 // restore fills an empty filter with a checkpoint's objects: what a reader that ran before

@@ -152,9 +152,12 @@ func TestHighlyAvailableControlPlane(t *testing.T) {
 		if err := plane(t).RestartAPIServer(); err != nil { // its watch cache starts over: resumes get 410
 			t.Fatal(err)
 		}
-		waitFor(t, 20*time.Second, "a resume that got 410 and a WatchList on the lagging replica", func() bool {
-			return lb.active.Load() == 1 && (tooLarge() > round || !watchList)
-		})
+		for deadline := time.Now().Add(30 * time.Second); !(lb.active.Load() == 1 && (tooLarge() > round || !watchList)); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no resume got 410 and a too-large WatchList on the lagging replica within 30 s: active replica %d, %d answers said %q, the reader was told %q %d times; log:\n%s",
+					round, lb.active.Load(), lb.tooOld.Load(), tooOldMessage, tooLargeMessage, tooLarge(), logs)
+			}
+		}
 		time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
 		etcdProxy.Unblock()
 		time.Sleep(time.Duration(2000+rng.IntN(1000)) * time.Millisecond)

@@ -365,6 +365,11 @@ func (o *output) capture(set *streamSet, final bool) *checkpoint.Checkpoint {
 		last = lastEntry{} // the reader stopped: the consumer finishes what it took
 	}
 	c := &checkpoint.Checkpoint{Objects: o.filter.export(last.undo())}
+	if _, kept := o.filter.objects[last.key]; last.sent && !kept && last.had && !last.prev.dead {
+		// A held delete whose tombstone is already forgotten: the object is still live for the
+		// consumer, as before the delete.
+		c.Objects = append(c.Objects, o.filter.exportOne(last.key, last.prev))
+	}
 	for i, spec := range set.specs {
 		c.Streams = append(c.Streams, checkpoint.Stream{Kind: uint8(spec.kind.ID), Namespace: spec.scope.Namespace, ResourceVersion: set.resume[i]})
 	}

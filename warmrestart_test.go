@@ -41,7 +41,7 @@ type initialEventsCounter struct{ n atomic.Int64 }
 func (c *initialEventsCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		q := req.URL.Query()
-		if q.Get("sendInitialEvents") == "true" || q.Has("limit") { // a WatchList, or the fallback's LIST
+		if q.Get("sendInitialEvents") == "true" || (q.Has("limit") && q.Get("limit") != "1") { // a WatchList, or the fallback's LIST (not a LIST of one)
 			c.n.Add(1)
 		}
 		return rt.RoundTrip(req)

@@ -98,8 +98,8 @@ type Timing struct {
 	// PageSize is the LIST page size of the fallback.
 	PageSize int64
 	// ResumeSettle: a stream that starts from a checkpoint's resume point counts as caught up once
-	// its watch was accepted and this long passed without an event (the server sends what it has
-	// for the point at once).
+	// an event reaches where the server stood when its watch began (a LIST of one object tells),
+	// or once this long passed without an event (the server sends what it has at once).
 	ResumeSettle time.Duration
 }
 
@@ -489,22 +489,54 @@ func (s *Stream) resume(ctx context.Context) error {
 		return err
 	}
 	defer w.Stop()
-	var settle *time.Timer
+	var c *catchUp
 	if !s.isSynced { // resumed from a checkpoint: caught up once the server's backlog went through
-		settle = time.NewTimer(s.cfg.Timing.ResumeSettle)
-		defer settle.Stop()
+		c = &catchUp{settle: time.NewTimer(s.cfg.Timing.ResumeSettle)}
+		defer c.settle.Stop()
+		// Where the server is now: an event at or past it is past the backlog, also on a busy
+		// resource that never goes quiet. A LIST of one object tells it.
+		if list, err := s.list(ctx, metav1.ListOptions{Limit: 1}); err == nil {
+			if lm, err := meta.ListAccessor(list); err == nil {
+				c.target = lm.GetResourceVersion()
+			}
+		}
 	}
-	return s.changes(ctx, w, settle)
+	return s.changes(ctx, w, c)
+}
+
+// catchUp tells when a stream resumed from a checkpoint has caught up: an event at or past target
+// (the server's resourceVersion when the watch began), or ResumeSettle without an event.
+type catchUp struct {
+	settle *time.Timer
+	target string
+}
+
+// reached reports whether rv is at or past the target.
+func (c *catchUp) reached(rv string) bool {
+	if c.target == "" {
+		return false
+	}
+	cmp, err := resourceversion.CompareResourceVersion(rv, c.target)
+	return err == nil && cmp >= 0
 }
 
 // changes observes events after the initial state; each event's resourceVersion becomes the resume
-// point. It returns errEnded when the server ended the watch. settle, if not nil, fires once no
-// event came for Timing.ResumeSettle: the stream, resumed from a checkpoint, has caught up.
-func (s *Stream) changes(ctx context.Context, w watch.Interface, settle *time.Timer) error {
+// point. It returns errEnded when the server ended the watch. c, if not nil, tells when the stream,
+// resumed from a checkpoint, has caught up.
+func (s *Stream) changes(ctx context.Context, w watch.Interface, c *catchUp) error {
 	start, events := time.Now(), 0
 	var settled <-chan time.Time
-	if settle != nil {
-		settled = settle.C
+	if c != nil {
+		settled = c.settle.C
+	}
+	caught := func() error {
+		settled, c = nil, nil
+		s.markOpen()
+		if err := s.cfg.Sink.Caught(ctx, s.cfg.Kind.ID); err != nil {
+			return err
+		}
+		s.markSynced()
+		return nil
 	}
 	for {
 		if err := s.resyncAsked(); err != nil {
@@ -518,17 +550,14 @@ func (s *Stream) changes(ctx context.Context, w watch.Interface, settle *time.Ti
 		case <-s.resync:
 			return fmt.Errorf("%w: asked by the reader", ErrResync)
 		case <-settled:
-			settled = nil
-			s.markOpen()
-			if err := s.cfg.Sink.Caught(ctx, s.cfg.Kind.ID); err != nil {
+			if err := caught(); err != nil {
 				return err
 			}
-			s.markSynced()
 			continue
 		case ev, ok = <-w.ResultChan():
 		}
-		if settled != nil {
-			settle.Reset(s.cfg.Timing.ResumeSettle)
+		if c != nil {
+			c.settle.Reset(s.cfg.Timing.ResumeSettle)
 		}
 		if !ok {
 			if events == 0 && time.Since(start) < s.cfg.Timing.ShortWatch {
@@ -553,6 +582,11 @@ func (s *Stream) changes(ctx context.Context, w watch.Interface, settle *time.Ti
 			s.rv = m.GetResourceVersion()
 			if err := s.cfg.Sink.Progress(ctx, s.cfg.Kind.ID, s.rv); err != nil {
 				return err
+			}
+			if c != nil && c.reached(s.rv) {
+				if err := caught(); err != nil {
+					return err
+				}
 			}
 		case watch.Error:
 			return apierrors.FromObject(ev.Object)
