@@ -93,18 +93,13 @@ func TestSnapshotLeavesOutTheEntryInHand(t *testing.T) {
 	set := newTestSet()
 	sink := setSink{o: o, set: set}
 	token := sink.BeginSync(podID)
-	for _, err := range []error{
+	mustAll(t,
 		sink.Observe(ctx, podID, watch.Added, pod(uidA, "10"), token),
 		sink.EndSync(ctx, podID, token, "20", false),
 		sink.Observe(ctx, podID, watch.Added, pod(uidB, "21"), 0),
 		sink.Progress(ctx, podID, "21"),
 		sink.Observe(ctx, podID, watch.Modified, pod(uidA, "22"), 0),
-		sink.Progress(ctx, podID, "22"),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+		sink.Progress(ctx, podID, "22"))
 	versions := func(c *checkpoint.Checkpoint) map[string]uint64 {
 		m := map[string]uint64{}
 		for _, obj := range c.Objects {
@@ -140,19 +135,14 @@ func TestRestoreDeliversTheHeldDelete(t *testing.T) {
 	set := newTestSet()
 	sink := setSink{o: o, set: set}
 	token := sink.BeginSync(podID)
-	for _, err := range []error{
+	mustAll(t,
 		sink.EndSync(ctx, podID, token, "700", false),
 		sink.Observe(ctx, podID, watch.Added, pod(uidA, "710"), 0),
 		sink.Progress(ctx, podID, "710"),
 		sink.Observe(ctx, podID, watch.Modified, pod(uidA, "747"), 0),
 		sink.Progress(ctx, podID, "747"),
 		sink.Observe(ctx, podID, watch.Deleted, pod(uidA, "748"), 0),
-		sink.Progress(ctx, podID, "748"),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+		sink.Progress(ctx, podID, "748"))
 	for len(ch) > 0 {
 		<-ch
 	}
@@ -179,5 +169,15 @@ func TestRestoreDeliversTheHeldDelete(t *testing.T) {
 	}
 	if e := <-ch; e.ChangeType() != reader.CTDelete {
 		t.Errorf("the restored reader delivered %s, want the delete", e)
+	}
+}
+
+// mustAll fails the test at the first error of calls made in order.
+func mustAll(t *testing.T, errs ...error) {
+	t.Helper()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
 	}
 }

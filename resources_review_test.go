@@ -28,7 +28,6 @@ import (
 // (two versions of one resource, a discovery entry without a kind, one 503 of discovery, Close
 // during discovery).
 var (
-	rv2WidgetsV1 = schema.GroupVersionResource{Group: "stable.example.com", Version: "v1", Resource: "widgets"}
 	rv2WidgetsV2 = schema.GroupVersionResource{Group: "stable.example.com", Version: "v2", Resource: "widgets"}
 	rv2Served    = metav1.APIResource{Name: "widgets", Namespaced: true, Kind: "Widget", Verbs: metav1.Verbs{"list", "watch"}}
 )
@@ -43,6 +42,16 @@ func rv2Widget(gvr schema.GroupVersionResource, uid, rv string) *unstructured.Un
 	return u
 }
 
+// twoVersionKinds returns the kinds of widgets v1 and v2, as Run's discovery would make them.
+func twoVersionKinds(t *testing.T) (kinds.Kind, kinds.Kind) {
+	t.Helper()
+	k1, err := kinds.Resource(0, widgets, rv2Served)
+	must(t, err)
+	k2, err := kinds.Resource(1, rv2WidgetsV2, rv2Served)
+	must(t, err)
+	return k1, k2
+}
+
 // TestResourcesReviewTwoVersionsOfOneResource: WithResources accepts two versions of one CRD (or
 // events and events.events.k8s.io, autoscaling/v1 and v2 horizontalpodautoscalers): the same
 // objects, with the same UIDs, under two kinds.IDs. The filter keys identities by UID alone, so the
@@ -50,14 +59,11 @@ func rv2Widget(gvr schema.GroupVersionResource, uid, rv string) *unstructured.Un
 // stream's sweep then finds its own object "gone": a synthesized delete of an object that exists,
 // at the very start (promise 1 and 5), and the v2 resource never gets its add.
 func TestResourcesReviewTwoVersionsOfOneResource(t *testing.T) {
-	if _, err := New(context.Background(), offlineClientset(t), 0, WithResources(rv2WidgetsV1, rv2WidgetsV2)); err != nil {
+	if _, err := New(context.Background(), offlineClientset(t), 0, WithResources(widgets, rv2WidgetsV2)); err != nil {
 		t.Logf("New rejects two versions of one resource: %v", err)
 		return
 	}
-	k1, err := kinds.Resource(0, rv2WidgetsV1, rv2Served)
-	must(t, err)
-	k2, err := kinds.Resource(1, rv2WidgetsV2, rv2Served)
-	must(t, err)
+	k1, k2 := twoVersionKinds(t)
 
 	ch := make(chan reader.Entry, 16)
 	o := newOutput(ch, 0, newStats(), logr.Discard())
@@ -68,7 +74,7 @@ func TestResourcesReviewTwoVersionsOfOneResource(t *testing.T) {
 
 	// Run starts both streams at once: both take their tokens, both states hold the widget.
 	t1, t2 := s1.BeginSync(k1.ID), s2.BeginSync(k2.ID)
-	must(t, s1.Observe(ctx, k1.ID, watch.Added, rv2Widget(rv2WidgetsV1, uidA, "10"), t1))
+	must(t, s1.Observe(ctx, k1.ID, watch.Added, rv2Widget(widgets, uidA, "10"), t1))
 	must(t, s2.Observe(ctx, k2.ID, watch.Added, rv2Widget(rv2WidgetsV2, uidA, "10"), t2))
 	must(t, s1.EndSync(ctx, k1.ID, t1, "20", false))
 	must(t, s2.EndSync(ctx, k2.ID, t2, "20", false))
@@ -89,16 +95,13 @@ func TestResourcesReviewTwoVersionsOfOneResource(t *testing.T) {
 func TestResourcesReviewMetricsLabelsOfTwoVersions(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r, err := New(context.Background(), offlineClientset(t), 0,
-		WithResources(rv2WidgetsV1, rv2WidgetsV2), WithMetrics(reg))
+		WithResources(widgets, rv2WidgetsV2), WithMetrics(reg))
 	if err != nil {
 		t.Logf("New rejects two versions of one resource: %v", err)
 		return
 	}
 	// What Run's discovery adds.
-	k1, err := kinds.Resource(0, rv2WidgetsV1, rv2Served)
-	must(t, err)
-	k2, err := kinds.Resource(1, rv2WidgetsV2, rv2Served)
-	must(t, err)
+	k1, k2 := twoVersionKinds(t)
 	r.mu.Lock()
 	r.kinds = append(r.kinds, k1, k2)
 	r.mu.Unlock()
@@ -115,11 +118,11 @@ func TestResourcesReviewMetricsLabelsOfTwoVersions(t *testing.T) {
 func TestResourcesReviewTombstoneWithoutKind(t *testing.T) {
 	served := rv2Served
 	served.Kind = ""
-	if _, err := findResource(&metav1.APIResourceList{APIResources: []metav1.APIResource{served}}, rv2WidgetsV1); err != nil {
+	if _, err := findResource(&metav1.APIResourceList{APIResources: []metav1.APIResource{served}}, widgets); err != nil {
 		t.Logf("findResource rejects it: %v", err)
 		return
 	}
-	k, err := kinds.Resource(0, rv2WidgetsV1, served)
+	k, err := kinds.Resource(0, widgets, served)
 	if err != nil {
 		t.Logf("kinds.Resource rejects it: %v", err)
 		return
@@ -178,7 +181,7 @@ func TestResourcesReviewRunDiscovery503(t *testing.T) {
 		}
 		rv2Discovery(w)
 	})
-	r, err := New(context.Background(), cs, 0, WithResources(rv2WidgetsV1), withTiming(fastTiming()))
+	r, err := New(context.Background(), cs, 0, WithResources(widgets), withTiming(fastTiming()))
 	must(t, err)
 	must(t, r.SetOut(context.Background(), make(chan Entry, 16)))
 	defer func() {
@@ -212,7 +215,7 @@ func TestResourcesReviewCloseDuringDiscovery(t *testing.T) {
 		rv2Discovery(w)
 	})
 	defer close(release) // registered after srv.Close's cleanup: runs first, so the server can close
-	r, err := New(context.Background(), cs, 0, WithResources(rv2WidgetsV1), withTiming(fastTiming()))
+	r, err := New(context.Background(), cs, 0, WithResources(widgets), withTiming(fastTiming()))
 	must(t, err)
 	must(t, r.SetOut(context.Background(), make(chan Entry, 16)))
 	runErr := make(chan error, 1)

@@ -20,13 +20,12 @@ var shared = testenv.NewShared(testenv.Options{})
 
 func TestMain(m *testing.M) { os.Exit(shared.RunMain(m)) }
 
-// TestStore: a missing ConfigMap is ErrNoCheckpoint; saves create it and then replace the
-// checkpoint; one too large is refused and the previous one stays.
-func TestStore(t *testing.T) {
-	ctx := context.Background()
+// newStore returns a Store in a namespace of its own on the shared plane, the plane and the namespace.
+func newStore(t *testing.T) (*Store, *testenv.Plane, string) {
+	t.Helper()
 	p := shared.Get(t)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cmstore-"}}
-	ns, err := p.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	ns, err := p.Clientset.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +33,14 @@ func TestStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, p, ns.Name
+}
+
+// TestStore: a missing ConfigMap is ErrNoCheckpoint; saves create it and then replace the
+// checkpoint; one too large is refused and the previous one stays.
+func TestStore(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newStore(t)
 	if _, err := s.Load(ctx); !errors.Is(err, watchlist.ErrNoCheckpoint) {
 		t.Fatalf("Load before any save = %v, want ErrNoCheckpoint", err)
 	}
@@ -60,19 +67,10 @@ func TestStore(t *testing.T) {
 // TestStoreWithAReader: a reader restarted with the ConfigMap store delivers only what changed.
 func TestStoreWithAReader(t *testing.T) {
 	ctx := context.Background()
-	p := shared.Get(t)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cmstore-"}}
-	ns, err := p.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := New(p.Clientset, ns.Name, "reader-checkpoint")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, p, ns := newStore(t)
 	read := func() []watchlist.Entry {
 		t.Helper()
-		r, err := watchlist.New(ctx, p.Clientset, watchlist.RTService, watchlist.WithNamespaces(ns.Name),
+		r, err := watchlist.New(ctx, p.Clientset, watchlist.RTService, watchlist.WithNamespaces(ns),
 			watchlist.WithCheckpoint(store, time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -105,14 +103,14 @@ func TestStoreWithAReader(t *testing.T) {
 	for i := range 3 {
 		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("s-", i)},
 			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
-		if _, err := p.Clientset.CoreV1().Services(ns.Name).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		if _, err := p.Clientset.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if got := read(); len(got) != 3 {
 		t.Fatalf("first run: %d entries, want the 3 services", len(got))
 	}
-	if err := p.Clientset.CoreV1().Services(ns.Name).Delete(ctx, "s-0", metav1.DeleteOptions{}); err != nil {
+	if err := p.Clientset.CoreV1().Services(ns).Delete(ctx, "s-0", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got := read()
