@@ -47,5 +47,13 @@
 // bound. WithRelist (or Relist) builds a fresh set of streams beside the current one and swaps it
 // in atomically once it has the complete state. WithMetrics exports Prometheus metrics.
 //
+// WithResources reads any other resource the server serves, custom resources too, as
+// *unstructured.Unstructured entries of ObjectType OTResource that name their resource. After a
+// 410, a stream asks for a complete state not older than the point that expired, so that a replica
+// of a highly available control plane whose watch cache is behind answers "too large resource
+// version" rather than serve an older state. WithCheckpoint saves what was delivered and where each
+// stream stood; a reader started from such a checkpoint delivers only what changed while it was
+// down, deletes included (README: "Restarts").
+//
 // Package reader holds the entry types; testdata/rbac.yaml the exact ClusterRole a reader needs.
 package watchlist
