@@ -23,14 +23,10 @@ const maxEtcdReply = 1 << 20
 // revision then gets 410 Expired; with the watch cache on, compaction does not cause a 410.
 // Compacting again with no write in between succeeds and returns the same revision.
 func (p *Plane) CompactEtcd(ctx context.Context) (int64, error) {
-	etcd := p.Env.ControlPlane.Etcd
-	if etcd == nil || etcd.URL == nil {
-		return 0, errors.New("testenv: etcd is not running")
+	base, hc, err := p.etcdGateway()
+	if err != nil {
+		return 0, err
 	}
-	base := strings.TrimSuffix(etcd.URL.String(), "/")
-	// A client of its own, without keep-alive, leaves no idle connection (or goroutine) behind.
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-
 	var got struct {
 		Header struct {
 			Revision string `json:"revision"`
@@ -55,6 +51,31 @@ func (p *Plane) CompactEtcd(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	return rev, nil
+}
+
+// BumpEtcdRevision writes a key of its own to etcd (no Kubernetes object), which moves etcd's
+// revision: an apiserver whose watch cache starts after it no longer has a resourceVersion from
+// before it (a resume from there gets 410).
+func (p *Plane) BumpEtcdRevision(ctx context.Context) error {
+	base, hc, err := p.etcdGateway()
+	if err != nil {
+		return err
+	}
+	put := map[string]any{
+		"key":   base64.StdEncoding.EncodeToString([]byte("/testenv/bump")),
+		"value": base64.StdEncoding.EncodeToString([]byte("x")),
+	}
+	return etcdPost(ctx, hc, base+"/v3/kv/put", put, nil)
+}
+
+// etcdGateway returns the base URL of etcd's grpc-gateway and a client of its own, without
+// keep-alive, which leaves no idle connection (or goroutine) behind.
+func (p *Plane) etcdGateway() (string, *http.Client, error) {
+	etcd := p.Env.ControlPlane.Etcd
+	if etcd == nil || etcd.URL == nil {
+		return "", nil, errors.New("testenv: etcd is not running")
+	}
+	return strings.TrimSuffix(etcd.URL.String(), "/"), &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, nil
 }
 
 // etcdReplyError is a non-200 reply from etcd's grpc-gateway.

@@ -112,13 +112,22 @@ func (p *Plane) Stop() error {
 // is ready. It needs Options.Restartable; Config and Clientset stay valid, and the apiserver
 // listens on the same address again. Open watches end cleanly during the restart, and with
 // the watch cache on a resume from an RV older than the restart gets 410.
-func (p *Plane) RestartAPIServer() error {
+func (p *Plane) RestartAPIServer() error { return p.RestartAPIServerWhileDown(nil) }
+
+// RestartAPIServerWhileDown is RestartAPIServer that calls whileDown, if not nil, once the
+// apiserver stopped and before it starts again.
+func (p *Plane) RestartAPIServerWhileDown(whileDown func() error) error {
 	if p.certDir == "" {
 		return errors.New("testenv: RestartAPIServer needs a plane started with Options.Restartable")
 	}
 	api := p.Env.ControlPlane.GetAPIServer()
 	if err := api.Stop(); err != nil {
 		return fmt.Errorf("testenv: stop apiserver: %w", err)
+	}
+	if whileDown != nil {
+		if err := whileDown(); err != nil {
+			return err
+		}
 	}
 	if err := api.Start(); err != nil {
 		return fmt.Errorf("testenv: start apiserver again: %w", err)
