@@ -12,11 +12,13 @@ TESTS='^(TestServerMode|TestEveryKind|TestConnectionsCutDuringChurn|TestExpiredR
 LOGS=${COMPAT_LOGS:-bench-results/compat}
 mkdir -p "$LOGS"
 summary=()
+failed_any=0
 for v in $VERSIONS; do
   start=$SECONDS
   echo "== kube-apiserver v$v: assets" >&2
   if ! K8S_VERSION=$v hack/envtest-assets.sh; then
     summary+=("v$v  build failed (see above)")
+    failed_any=1
     continue
   fi
   dir=$(K8S_VERSION=$v hack/envtest-assets.sh --print-dir)
@@ -29,10 +31,14 @@ for v in $VERSIONS; do
   passed=$(grep -c '^--- PASS' "$log")
   failed=$(grep '^--- FAIL' "$log" | awk '{print $3}' | paste -sd, -)
   result=PASS
-  [ $rc -ne 0 ] && result="FAIL (${failed:-see log})"
+  if [ $rc -ne 0 ]; then
+    result="FAIL (${failed:-see log})"
+    failed_any=1
+  fi
   line=$(printf 'v%-8s reader: %-20s tests passed: %2d  %s  (%d s)' "$v" "${mode:-?}" "$passed" "$result" $((SECONDS - start)))
   echo "$line" >&2
   summary+=("$line")
 done
 echo
 printf '%s\n' "${summary[@]}"
+exit $failed_any
