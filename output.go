@@ -335,6 +335,9 @@ func (o *output) snapshot(ctx context.Context, set *streamSet, final bool) (*che
 				return c, nil
 			}
 		case <-ctx.Done():
+			if n := len(o.out); n > 0 {
+				return nil, fmt.Errorf("%d entries not taken from out: %w", n, ctx.Err())
+			}
 			return nil, ctx.Err()
 		}
 		t := time.NewTimer(10 * time.Millisecond) // entries wait in out's buffer: try again
