@@ -90,6 +90,7 @@ func TestSnapshotLeavesOutTheEntryInHand(t *testing.T) {
 	}()
 	defer close(ch)
 	o := newOutput(ch, 0, newStats(), logr.Discard())
+	o.checkpoint = true
 	set := newTestSet()
 	sink := setSink{o: o, set: set}
 	token := sink.BeginSync(podID)
@@ -132,6 +133,7 @@ func TestRestoreDeliversTheHeldDelete(t *testing.T) {
 	ctx := context.Background()
 	ch := make(chan reader.Entry, 16)
 	o := newOutput(ch, 0, newStats(), logr.Discard())
+	o.checkpoint = true
 	set := newTestSet()
 	sink := setSink{o: o, set: set}
 	token := sink.BeginSync(podID)

@@ -437,17 +437,14 @@ func formatUUID(k uidKey) string {
 	return string(b[:])
 }
 
-// export returns what the filter keeps of every identity, for a checkpoint. replace(k, rec), when
-// it says so, gives the record to keep for k instead ("" name: none).
-func (f *filter) export(replace func(uidKey, record) (record, bool)) []checkpoint.Object {
+// export returns what the filter keeps of every identity, for a checkpoint, except that of skip
+// when not nil.
+func (f *filter) export(skip *uidKey) []checkpoint.Object {
 	out := make([]checkpoint.Object, 0, len(f.objects))
 	for k, rec := range f.objects {
-		if r, ok := replace(k, rec); ok {
-			if rec = r; rec.name == "" {
-				continue
-			}
+		if skip == nil || k != *skip {
+			out = append(out, f.exportOne(k, rec))
 		}
-		out = append(out, f.exportOne(k, rec))
 	}
 	return out
 }

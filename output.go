@@ -39,8 +39,10 @@ type output struct {
 
 	filter *filter // guarded by mu, except what filter says
 	// last is the entry sent last, which the consumer may still be handling: a checkpoint leaves it
-	// out. Guarded by mu.
-	last lastEntry
+	// out. Kept only when checkpoints are taken (WithCheckpoint, set before any stream runs).
+	// Guarded by mu.
+	last       lastEntry
+	checkpoint bool
 	// captures takes a checkpoint's request to a send that waits for the consumer while holding
 	// mu (snapshot cannot take mu then; the consumer may be the one asking).
 	captures chan captureRequest
@@ -76,6 +78,9 @@ type lastEntry struct {
 // remember records, before the filter commits an entry sent by stream i at version rv, what undoes
 // it. The caller holds mu.
 func (o *output) remember(key uidKey, i int, rv version, sync uint32) {
+	if !o.checkpoint {
+		return
+	}
 	prev, had := o.filter.objects[key]
 	o.last = lastEntry{sent: true, key: key, prev: prev, had: had, i: i, rv: rv, state: sync != 0}
 }
@@ -93,24 +98,20 @@ func (l lastEntry) resumeBefore(current string) string {
 	return (l.rv - 1).String()
 }
 
-// undo returns the record a checkpoint keeps for the last entry's identity instead of the
-// filter's: the one before it, or none.
-func (l lastEntry) undo() func(uidKey, record) (record, bool) {
-	return func(k uidKey, now record) (record, bool) {
-		if !l.sent || k != l.key {
-			return record{}, false
-		}
-		if !l.had || l.prev.dead {
-			// It was an add: the object is kept as pending, so that the add comes again, or its
-			// delete if it is gone by then (the consumer may have finished the add).
-			if now.dead {
-				return record{}, true
-			}
-			now.pending = true
-			return now, true
-		}
+// kept returns the record a checkpoint keeps for the last entry's identity instead of the
+// filter's (now; present: the filter still has one), or false for none. An update or a delete is
+// kept as before it, also when the delete's tombstone is already forgotten. An add is kept as
+// pending, so that the add comes again, or its delete if it is gone by then (the consumer may
+// have finished the add).
+func (l lastEntry) kept(now record, present bool) (record, bool) {
+	if l.had && !l.prev.dead {
 		return l.prev, true
 	}
+	if !present || now.dead {
+		return record{}, false
+	}
+	now.pending = true
+	return now, true
 }
 
 // setRole says whose events count.
@@ -367,11 +368,15 @@ func (o *output) capture(set *streamSet, final bool) *checkpoint.Checkpoint {
 	if final {
 		last = lastEntry{} // the reader stopped: the consumer finishes what it took
 	}
-	c := &checkpoint.Checkpoint{Objects: o.filter.export(last.undo())}
-	if _, kept := o.filter.objects[last.key]; last.sent && !kept && last.had && !last.prev.dead {
-		// A held delete whose tombstone is already forgotten: the object is still live for the
-		// consumer, as before the delete.
-		c.Objects = append(c.Objects, o.filter.exportOne(last.key, last.prev))
+	c := &checkpoint.Checkpoint{}
+	if !last.sent {
+		c.Objects = o.filter.export(nil)
+	} else {
+		c.Objects = o.filter.export(&last.key)
+		now, present := o.filter.objects[last.key]
+		if rec, ok := last.kept(now, present); ok {
+			c.Objects = append(c.Objects, o.filter.exportOne(last.key, rec))
+		}
 	}
 	for i, spec := range set.specs {
 		c.Streams = append(c.Streams, checkpoint.Stream{Kind: uint8(spec.kind.ID), Namespace: spec.scope.Namespace, ResourceVersion: set.resume[i]})

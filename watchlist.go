@@ -179,6 +179,7 @@ func (r *Reader) SetOut(ctx context.Context, out chan Entry) error {
 	}
 	r.out = out
 	r.output = newOutput(out, r.filterSize, r.stats, r.log)
+	r.output.checkpoint = r.store != nil
 	return nil
 }
 
