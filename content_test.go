@@ -53,16 +53,29 @@ func (m *mediaRecorder) snapshot() map[string]map[string]int {
 	return out
 }
 
-// TestContentType: the streams ask for protobuf unless the rest.Config names a content type, and
-// both encodings deliver every kind's initial state and a pod's add, update and delete.
+// acceptJSON rewrites every request's Accept header to JSON: a server (or a proxy before it) that
+// has no protobuf answers so.
+type acceptJSON struct{ next http.RoundTripper }
+
+func (a acceptJSON) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Accept", "application/json")
+	return a.next.RoundTrip(req)
+}
+
+// TestContentType: the streams of built-in kinds ask for protobuf whatever the rest.Config says
+// (their objects are decoded only when delivered); a server that answers JSON instead is read as
+// well. Each way delivers every kind's initial state and a pod's add, update and delete.
 func TestContentType(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		contentType string // rest.Config.ContentType
+		json        bool   // the server answers JSON whatever is asked
 		want        string // media type of every watch response
 	}{
-		{"default is protobuf", "", "application/vnd.kubernetes.protobuf"},
-		{"JSON when the config asks for it", "application/json", "application/json"},
+		{"default is protobuf", "", false, "application/vnd.kubernetes.protobuf"},
+		{"protobuf when the config asks for JSON", "application/json", false, "application/vnd.kubernetes.protobuf"},
+		{"JSON from a server that answers JSON", "", true, "application/json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -71,6 +84,9 @@ func TestContentType(t *testing.T) {
 			cfg.ContentType = tc.contentType
 			cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 				rec.next = rt
+				if tc.json {
+					return acceptJSON{rec}
+				}
 				return rec
 			})
 			ns := newNamespace(t, plane(t).Clientset, "content")

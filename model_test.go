@@ -158,7 +158,20 @@ func (s *mServer) object(w mWrite) runtime.Object {
 	if w.kind == reader.OTService {
 		return &corev1.Service{ObjectMeta: om}
 	}
-	return &corev1.Pod{ObjectMeta: om}
+	// Pods come as a pod stream's client decodes them: lazily, from protobuf.
+	return decodeLazily(&corev1.Pod{ObjectMeta: om, Spec: corev1.PodSpec{NodeName: "node"}})
+}
+
+// decodeLazily is lazyFrom(podBytes(p)), which cannot fail for the model's pods.
+func decodeLazily(p *corev1.Pod) runtime.Object {
+	raw, err := podBytes(p)
+	if err == nil {
+		var obj runtime.Object
+		if obj, err = lazyFrom(raw); err == nil {
+			return obj
+		}
+	}
+	panic(fmt.Sprintf("the model's pod %s: %v", p.Name, err))
 }
 
 // nsOf is the namespace of the object with uid: "a" or "b".

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 
 	"github.com/watchlist-go/watchlist/reader"
@@ -47,6 +48,7 @@ type Kind struct {
 	Namespaced bool
 
 	client func(*kubernetes.Clientset) rest.Interface
+	lazy   *lazySerializer // what client decodes protobuf with; nil for a kind read as JSON
 	empty  func() metaObject
 	// toEntry turns a decoded object into what an entry holds; nil: the object as decoded.
 	toEntry func(runtime.Object) (runtime.Object, error)
@@ -58,8 +60,11 @@ type metaObject interface {
 	metav1.Object
 }
 
-// Client returns the REST client that serves this kind's group and version, or nil when the
-// clientset was not built with one (for example a zero kubernetes.Clientset).
+// Client returns a REST client for this kind's group and version, or nil when the clientset was not
+// built with one (for example a zero kubernetes.Clientset). It shares the clientset's HTTP client
+// (transport, credentials, connections) and rate limiter, but not its content type: a built-in kind
+// is asked for as protobuf whatever the rest.Config says, because its objects are then decoded only
+// when delivered (Lazy); a custom resource is JSON.
 func (k Kind) Client(cs *kubernetes.Clientset) rest.Interface {
 	c := k.client(cs)
 	if c == nil {
@@ -95,13 +100,17 @@ func (k Kind) Label() string {
 	return k.Object.String()
 }
 
-// Entry returns the entry that delivers obj, an object this kind's client decoded.
+// Entry returns the entry that delivers obj, an object this kind's client decoded (a *Lazy is
+// decoded now).
 func (k Kind) Entry(change reader.ChangeType, obj runtime.Object) (reader.Entry, error) {
+	obj, err := Decoded(obj)
+	if err != nil {
+		return reader.Entry{}, fmt.Errorf("%s: %w", k, err)
+	}
 	if k.Object != reader.OTResource {
 		return reader.NewEntry(change, k.Object, obj), nil
 	}
 	if k.toEntry != nil {
-		var err error
 		if obj, err = k.toEntry(obj); err != nil {
 			return reader.Entry{}, fmt.Errorf("%s: %w", k, err)
 		}
@@ -109,32 +118,61 @@ func (k Kind) Entry(change reader.ChangeType, obj runtime.Object) (reader.Entry,
 	return reader.NewResourceEntry(change, k.Resource, obj), nil
 }
 
-func core(cs *kubernetes.Clientset) rest.Interface       { return cs.CoreV1().RESTClient() }
-func apps(cs *kubernetes.Clientset) rest.Interface       { return cs.AppsV1().RESTClient() }
-func rbac(cs *kubernetes.Clientset) rest.Interface       { return cs.RbacV1().RESTClient() }
-func networking(cs *kubernetes.Clientset) rest.Interface { return cs.NetworkingV1().RESTClient() }
-func discovery(cs *kubernetes.Clientset) rest.Interface  { return cs.DiscoveryV1().RESTClient() }
-
 // builtin is one row of table.
-func builtin(bit reader.RetrieveType, o reader.ObjectType, namespaced bool, client func(*kubernetes.Clientset) rest.Interface, empty func() metaObject) Kind {
-	return Kind{ID: ID(o), Bit: bit, Object: o, Resource: o.Resource(), Namespaced: namespaced, client: client, empty: empty}
+func builtin(bit reader.RetrieveType, o reader.ObjectType, namespaced bool, empty func() metaObject) Kind {
+	gvr := o.Resource()
+	k := Kind{ID: ID(o), Bit: bit, Object: o, Resource: gvr, Namespaced: namespaced, empty: empty}
+	k.readProtobuf(gvr.GroupVersion().WithKind(kindOf(empty())))
+	return k
+}
+
+// readProtobuf makes k's client ask for protobuf (JSON accepted) and decode objects of gvk, k's
+// kind, lazily (Lazy): k is a built-in resource.
+func (k *Kind) readProtobuf(gvk schema.GroupVersionKind) {
+	lazy := &lazySerializer{NegotiatedSerializer: scheme.Codecs.WithoutConversion(), gvk: gvk}
+	k.lazy = lazy
+	k.client = func(cs *kubernetes.Clientset) rest.Interface {
+		return clientFor(cs, gvk.GroupVersion(), protobufAccept, lazy)
+	}
+}
+
+// ProtobufDecoder returns the decoder k's client reads protobuf with, which decodes an object of
+// k's kind into a *Lazy; ok is false for a kind read as JSON.
+func (k Kind) ProtobufDecoder() (d runtime.Decoder, ok bool) {
+	if k.lazy == nil {
+		return nil, false
+	}
+	info, ok := runtime.SerializerInfoForMediaType(k.lazy.SupportedMediaTypes(), runtime.ContentTypeProtobuf)
+	if !ok {
+		return nil, false
+	}
+	return k.lazy.DecoderToVersion(info.Serializer, nil), true
+}
+
+// kindOf names the kind of a built-in object, as client-go's scheme registers its Go type.
+func kindOf(obj runtime.Object) string {
+	gvks, _, err := scheme.Scheme.ObjectKinds(obj)
+	if err != nil || len(gvks) == 0 {
+		panic(fmt.Sprintf("kinds: %T is not in client-go's scheme: %v", obj, err)) // the table is wrong
+	}
+	return gvks[0].Kind
 }
 
 // table lists every kind, in the order streams are started.
 var table = [...]Kind{
-	builtin(reader.RTNode, reader.OTNode, false, core, func() metaObject { return &corev1.Node{} }),
-	builtin(reader.RTPod, reader.OTPod, true, core, func() metaObject { return &corev1.Pod{} }),
-	builtin(reader.RTNamespace, reader.OTNamespace, false, core, func() metaObject { return &corev1.Namespace{} }),
-	builtin(reader.RTPersistentVolume, reader.OTPersistentVolume, false, core, func() metaObject { return &corev1.PersistentVolume{} }),
-	builtin(reader.RTRBAC, reader.OTRole, true, rbac, func() metaObject { return &rbacv1.Role{} }),
-	builtin(reader.RTRBAC, reader.OTRoleBinding, true, rbac, func() metaObject { return &rbacv1.RoleBinding{} }),
-	builtin(reader.RTRBAC, reader.OTClusterRole, false, rbac, func() metaObject { return &rbacv1.ClusterRole{} }),
-	builtin(reader.RTRBAC, reader.OTClusterRoleBinding, false, rbac, func() metaObject { return &rbacv1.ClusterRoleBinding{} }),
-	builtin(reader.RTService, reader.OTService, true, core, func() metaObject { return &corev1.Service{} }),
-	builtin(reader.RTDeployment, reader.OTDeployment, true, apps, func() metaObject { return &appsv1.Deployment{} }),
-	builtin(reader.RTIngressController, reader.OTIngressController, true, networking, func() metaObject { return &networkingv1.Ingress{} }),
-	builtin(reader.RTEndpoint, reader.OTEndpoint, true, core, func() metaObject { return &corev1.Endpoints{} }),
-	builtin(reader.RTEndpointSlice, reader.OTEndpointSlice, true, discovery, func() metaObject { return &discoveryv1.EndpointSlice{} }),
+	builtin(reader.RTNode, reader.OTNode, false, func() metaObject { return &corev1.Node{} }),
+	builtin(reader.RTPod, reader.OTPod, true, func() metaObject { return &corev1.Pod{} }),
+	builtin(reader.RTNamespace, reader.OTNamespace, false, func() metaObject { return &corev1.Namespace{} }),
+	builtin(reader.RTPersistentVolume, reader.OTPersistentVolume, false, func() metaObject { return &corev1.PersistentVolume{} }),
+	builtin(reader.RTRBAC, reader.OTRole, true, func() metaObject { return &rbacv1.Role{} }),
+	builtin(reader.RTRBAC, reader.OTRoleBinding, true, func() metaObject { return &rbacv1.RoleBinding{} }),
+	builtin(reader.RTRBAC, reader.OTClusterRole, false, func() metaObject { return &rbacv1.ClusterRole{} }),
+	builtin(reader.RTRBAC, reader.OTClusterRoleBinding, false, func() metaObject { return &rbacv1.ClusterRoleBinding{} }),
+	builtin(reader.RTService, reader.OTService, true, func() metaObject { return &corev1.Service{} }),
+	builtin(reader.RTDeployment, reader.OTDeployment, true, func() metaObject { return &appsv1.Deployment{} }),
+	builtin(reader.RTIngressController, reader.OTIngressController, true, func() metaObject { return &networkingv1.Ingress{} }),
+	builtin(reader.RTEndpoint, reader.OTEndpoint, true, func() metaObject { return &corev1.Endpoints{} }),
+	builtin(reader.RTEndpointSlice, reader.OTEndpointSlice, true, func() metaObject { return &discoveryv1.EndpointSlice{} }),
 }
 
 // For returns the kinds enabled by t, in table order.

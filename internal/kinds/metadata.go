@@ -22,7 +22,11 @@ const (
 // PartialObjectMetadata, sharing the clientset's HTTP client (and so its transport, credentials
 // and connections) and rate limiter. Its requests must set MetadataAccept or MetadataListAccept.
 func (k Kind) MetadataClient(cs *kubernetes.Clientset) (rest.Interface, error) {
-	c := clientFor(cs, k.Resource.GroupVersion(), "application/vnd.kubernetes.protobuf,application/json", metainternalversionscheme.Codecs.WithoutConversion())
+	serializers := lazySerializer{
+		NegotiatedSerializer: metainternalversionscheme.Codecs.WithoutConversion(),
+		gvk:                  metav1.SchemeGroupVersion.WithKind("PartialObjectMetadata"),
+	}
+	c := clientFor(cs, k.Resource.GroupVersion(), protobufAccept, serializers)
 	if c == nil {
 		return nil, fmt.Errorf("%s: the clientset has no REST client to read metadata through (build it with kubernetes.NewForConfig)", k)
 	}

@@ -40,9 +40,7 @@ func Resource(i int, gvr schema.GroupVersionResource, served metav1.APIResource)
 		},
 	}
 	if scheme.Scheme.Recognizes(gvk) {
-		k.client = func(cs *kubernetes.Clientset) rest.Interface {
-			return clientFor(cs, gvr.GroupVersion(), "application/vnd.kubernetes.protobuf,application/json", scheme.Codecs.WithoutConversion())
-		}
+		k.readProtobuf(gvk)
 		k.toEntry = func(obj runtime.Object) (runtime.Object, error) { return toUnstructured(obj, gvk) }
 		return k, nil
 	}
@@ -51,6 +49,10 @@ func Resource(i int, gvr schema.GroupVersionResource, served metav1.APIResource)
 	}
 	return k, nil
 }
+
+// protobufAccept is what requests for a built-in kind accept: protobuf, or JSON from a server that
+// has no protobuf for it.
+const protobufAccept = "application/vnd.kubernetes.protobuf,application/json"
 
 // toUnstructured converts a typed object to the unstructured one an entry of WithResources holds.
 func toUnstructured(obj runtime.Object, gvk schema.GroupVersionKind) (runtime.Object, error) {

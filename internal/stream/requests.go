@@ -47,10 +47,9 @@ func (s *Stream) list(ctx context.Context, opts metav1.ListOptions) (runtime.Obj
 
 // request begins a request for the stream's resource in its scope; opts receives the selectors.
 //
-// Requests ask for protobuf unless the user set a content type on the rest.Config, as client-go's
-// typed clients do: every kind in the table is a built-in type, and decoding JSON costs four to six
-// times the CPU (BENCHMARKS.md). Metadata-only requests ask for PartialObjectMetadata (metadata
-// names the media types, for one object or a list), as protobuf where the server has it.
+// What a request accepts is the client's (kinds.Kind.Client: protobuf for built-in kinds, JSON for
+// custom resources); metadata-only requests ask for PartialObjectMetadata (metadata names the media
+// types, for one object or a list), as protobuf where the server has it.
 func (s *Stream) request(metadata string, opts *metav1.ListOptions) *rest.Request {
 	// client-go would retry a 429 or 5xx that carries Retry-After up to 10 times on its own, out of
 	// sight: the stream decides, so that each answer counts (a replica behind answers "too large
@@ -61,8 +60,6 @@ func (s *Stream) request(metadata string, opts *metav1.ListOptions) *rest.Reques
 	}
 	if s.cfg.Scope.MetadataOnly {
 		req = req.SetHeader("Accept", metadata)
-	} else {
-		req = req.UseProtobufAsDefault()
 	}
 	if s.cfg.Scope.Namespace != "" {
 		req = req.Namespace(s.cfg.Scope.Namespace)

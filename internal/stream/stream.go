@@ -435,7 +435,11 @@ func (s *Stream) initialState(ctx context.Context, w watch.Interface, token uint
 			return fmt.Errorf("%w: a %s event before the initial-events-end bookmark", errIgnored, ev.Type)
 		case watch.Bookmark:
 			s.markOpen()
-			m, err := meta.Accessor(ev.Object)
+			obj, err := kinds.Decoded(ev.Object) // its annotations, which a Lazy does not hold
+			if err != nil {
+				return err
+			}
+			m, err := meta.Accessor(obj)
 			if err != nil {
 				return err
 			}
