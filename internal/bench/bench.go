@@ -257,7 +257,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (err error) 
 	if len(runs) == 1 {
 		runs = slices.Repeat(runs, len(ns))
 	}
-	bp, err := startSuite(cfg.Out, cfg.CPUProfile, cfg.MemProfile, "runs.jsonl", "default suite", stderr)
+	bp, err := startSuite(cfg.Out, cfg.CPUProfile, cfg.MemProfile, "runs.jsonl", "default suite", false, stderr)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -42,7 +43,9 @@ const (
 	// ContentDefault leaves rest.Config.ContentType unset: client-go's typed clients (and so the
 	// informers) and the reader's streams then ask for protobuf.
 	ContentDefault = "default"
-	// ContentJSON sets ContentType to application/json: JSON for every request.
+	// ContentJSON sets ContentType to application/json and every request's Accept header to it:
+	// JSON for every request, also the reader's, which asks for protobuf whatever ContentType says
+	// (as a server without protobuf would answer).
 	ContentJSON = "json"
 
 	jsonContentType = "application/json"
@@ -124,6 +127,13 @@ func measureChild(ctx context.Context, cfg childConfig, in *bufio.Scanner, send 
 	case ContentDefault:
 	case ContentJSON:
 		restCfg.ContentType = jsonContentType
+		restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+			return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+				req = req.Clone(req.Context())
+				req.Header.Set("Accept", jsonContentType)
+				return rt.RoundTrip(req)
+			})
+		})
 	default:
 		return res, fmt.Errorf("unknown content type %q", cfg.content)
 	}

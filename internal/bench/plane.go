@@ -25,13 +25,14 @@ type benchPlane struct {
 }
 
 // startSuite creates the output folders and the runs file runsName in out, then starts etcd and a
-// kube-apiserver that takes many requests at once, and says so on stderr.
-func startSuite(out, cpuProfile, memProfile, runsName, suite string, stderr io.Writer) (*benchPlane, error) {
+// kube-apiserver that takes many requests at once (and that the suite can restart, when
+// restartable), and says so on stderr.
+func startSuite(out, cpuProfile, memProfile, runsName, suite string, restartable bool, stderr io.Writer) (*benchPlane, error) {
 	runs, err := createOut(out, cpuProfile, memProfile, runsName)
 	if err != nil {
 		return nil, err
 	}
-	b, err := startBenchPlane(stderr, suite)
+	b, err := startBenchPlane(stderr, suite, restartable)
 	if err != nil {
 		return nil, errors.Join(err, runs.Close())
 	}
@@ -39,11 +40,11 @@ func startSuite(out, cpuProfile, memProfile, runsName, suite string, stderr io.W
 	return b, nil
 }
 
-// startBenchPlane starts etcd and a kube-apiserver that takes many requests at once, and says so
-// on stderr.
-func startBenchPlane(stderr io.Writer, suite string) (b *benchPlane, err error) {
+// startBenchPlane starts etcd and a kube-apiserver that takes many requests at once (and that
+// RestartAPIServer can restart, when restartable), and says so on stderr.
+func startBenchPlane(stderr io.Writer, suite string, restartable bool) (b *benchPlane, err error) {
 	fmt.Fprintf(stderr, "bench: %s: starting etcd and kube-apiserver from %s=%s\n", suite, testenv.AssetsEnv, os.Getenv(testenv.AssetsEnv))
-	plane, err := testenv.Start(testenv.Options{APIServerFlags: map[string]string{
+	plane, err := testenv.Start(testenv.Options{Restartable: restartable, APIServerFlags: map[string]string{
 		"max-requests-inflight":          "1000",
 		"max-mutating-requests-inflight": "500",
 	}})

@@ -29,17 +29,31 @@ import (
 // child's hidden -child flag.
 const (
 	// VariantCheckpointSave syncs a reader with WithCheckpoint (cold: the parent removed the file),
-	// times Reader.Checkpoint and closes the reader, which saves the checkpoint reader-warm starts
-	// from.
+	// times Reader.Checkpoint and closes the reader, which saves the checkpoint reader-warm and
+	// reader-expired start from.
 	VariantCheckpointSave  = "checkpoint-save"
 	VariantReaderWarm      = "reader-warm"      // a reader started from the checkpoint, after the change set
 	VariantReaderCold      = "reader-cold"      // a reader without a checkpoint, after the change set
 	VariantInformerRestart = "informer-restart" // a typed pod informer started fresh, after the change set
+	// VariantRestartFloor is the reader's WatchList for pods read without decoding any object:
+	// what reading the complete state costs at least.
+	VariantRestartFloor = "restart-floor"
+	// VariantReaderRelist is reader-cold that, once synced, relists the quiet cluster (Reader.Relist)
+	// and reports what that cost.
+	VariantReaderRelist = "reader-relist"
+	// VariantReaderExpired is reader-warm after the parent restarted the apiserver: the
+	// checkpoint's resume point is gone (410), so the reader takes a complete state and diffs it
+	// against the checkpoint.
+	VariantReaderExpired = "reader-expired"
 )
 
 // restartVariants is the order the restart suite's children run in within a run: the checkpoint
-// first, then (once the parent changed the pods) the three restarts.
-var restartVariants = []string{VariantCheckpointSave, VariantReaderWarm, VariantReaderCold, VariantInformerRestart}
+// first, then (once the parent changed the pods) the restarts, the floor and the relist, and last
+// (once the parent restarted the apiserver) the restart whose resume point expired.
+var restartVariants = []string{
+	VariantCheckpointSave, VariantReaderWarm, VariantReaderCold, VariantInformerRestart,
+	VariantRestartFloor, VariantReaderRelist, VariantReaderExpired,
+}
 
 // isRestartVariant reports whether name is a variant of the restart suite.
 func isRestartVariant(name string) bool { return slices.Contains(restartVariants, name) }
@@ -81,8 +95,10 @@ func (c changeSet) deleted() (from, to int) { return c.start() + c.size(), c.sta
 func (c changeSet) value() string { return "n" + strconv.Itoa(c.n) + "-r" + strconv.Itoa(c.run) }
 
 // restartExpected is how many entries variant v delivers at n pods (the informer: objects in its
-// store): the checkpoint-save reader every pod; the warm reader its change set, each update one
-// entry and each delete eventsPerDelete; the cold reader and the informer the pods left.
+// store; the floor: objects in the state): the checkpoint-save reader every pod; the warm reader its
+// change set, each update one entry and each delete eventsPerDelete; the reader whose resume point
+// expired each update and each delete once (the diff sees the last state only); the others the pods
+// left.
 func restartExpected(v string, n int) int {
 	c := changeSet{n: n}.size()
 	switch v {
@@ -90,29 +106,39 @@ func restartExpected(v string, n int) int {
 		return n
 	case VariantReaderWarm:
 		return c + eventsPerDelete*c
+	case VariantReaderExpired:
+		return 2 * c
 	}
 	return n - c
 }
 
-// restartExpectedDeletes is how many of restartExpected's entries are deletes: the warm reader's
+// restartExpectedDeletes is how many of restartExpected's entries are deletes: the warm readers'
 // deleted pods, none for the others (an informer's deletes are not counted).
 func restartExpectedDeletes(v string, n int) int {
-	if v == VariantReaderWarm {
+	if v == VariantReaderWarm || v == VariantReaderExpired {
 		return changeSet{n: n}.size()
 	}
 	return 0
 }
 
-// restartCheckpointFile is the checkpoint of the checkpoint-save and reader-warm children, in the
-// plane's temporary folder.
-const restartCheckpointFile = "restart.ckpt"
+// Checkpoints of the restart children, in the plane's temporary folder: restartCheckpointFile is
+// the one checkpoint-save writes and reader-warm starts from (and saves again at Close);
+// expiredCheckpointFile is the parent's copy of it from before the change set, which
+// reader-expired starts from.
+const (
+	restartCheckpointFile = "restart.ckpt"
+	expiredCheckpointFile = "restart-expired.ckpt"
+)
 
-// restartChildArgs gives the checkpoint-save and reader-warm children the checkpoint file.
+// restartChildArgs gives the children that read or write a checkpoint its file.
 func restartChildArgs(bp *benchPlane, v string) []string {
-	if v != VariantCheckpointSave && v != VariantReaderWarm {
-		return nil
+	switch v {
+	case VariantCheckpointSave, VariantReaderWarm:
+		return []string{"-checkpoint", filepath.Join(bp.tmp, restartCheckpointFile)}
+	case VariantReaderExpired:
+		return []string{"-checkpoint", filepath.Join(bp.tmp, expiredCheckpointFile)}
 	}
-	return []string{"-checkpoint", filepath.Join(bp.tmp, restartCheckpointFile)}
+	return nil
 }
 
 // restartParent is what the restart suite remembers in the parent between children: the pods the
@@ -138,10 +164,34 @@ func (p *restartParent) before(ctx context.Context, step suiteStep) error {
 			return fmt.Errorf("remove the previous checkpoint: %w", err)
 		}
 	case VariantReaderWarm:
+		// reader-expired starts from this checkpoint too, but reader-warm saves its own at Close.
+		tmp := step.bp.tmp
+		if err := copyFile(filepath.Join(tmp, restartCheckpointFile), filepath.Join(tmp, expiredCheckpointFile)); err != nil {
+			return err
+		}
 		c := changeSet{n: step.n, run: step.run}
 		if err := p.change(ctx, step, c); err != nil {
 			return err
 		}
+	case VariantReaderExpired:
+		// A restarted apiserver's watch cache begins at etcd's current revision: the checkpoint's
+		// resume point, from before the change set's writes, is too old for it (410).
+		fmt.Fprintf(step.log, "bench: N=%d run %d: restarting kube-apiserver\n", step.n, step.run)
+		if err := step.bp.plane.RestartAPIServer(); err != nil {
+			return fmt.Errorf("restart the apiserver: %w", err)
+		}
+	}
+	return nil
+}
+
+// copyFile copies the file from to to, which it creates or truncates.
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return fmt.Errorf("read the checkpoint: %w", err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		return fmt.Errorf("copy the checkpoint: %w", err)
 	}
 	return nil
 }
@@ -185,7 +235,9 @@ func newRestartSuite() *syncSuite {
 		expected:        restartExpected,
 		expectedDeletes: restartExpectedDeletes,
 		exact:           true,
+		restartable:     true,
 		summarize:       SummarizeRestart,
+		targets:         ScopeTable.RestartTargets,
 		runsFile:        restartRunsFile, markdownFile: restartMarkdownFile, csvFile: restartCSVFile,
 	}
 }

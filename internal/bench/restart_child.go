@@ -40,14 +40,18 @@ func newRestartSubject(v, checkpoint string, restCfg *rest.Config) (syncSubject,
 	switch v {
 	case VariantReaderCold:
 		return pods(), nil
+	case VariantRestartFloor:
+		return podsFloor(cs), nil
+	case VariantReaderRelist:
+		return &relistSubject{readerSubject: pods()}, nil
 	case VariantInformerRestart:
 		return &podInformerSubject{cs: cs}, nil
-	case VariantReaderWarm, VariantCheckpointSave:
+	case VariantReaderWarm, VariantReaderExpired, VariantCheckpointSave:
 		opt, err := withCheckpoint()
 		if err != nil {
 			return nil, err
 		}
-		if v == VariantReaderWarm {
+		if v != VariantCheckpointSave {
 			return pods(opt), nil
 		}
 		return &checkpointSaveSubject{readerSubject: pods(opt), path: checkpoint}, nil
@@ -89,5 +93,28 @@ func (s *checkpointSaveSubject) afterSync(ctx context.Context, res *ScopeResult)
 		return errors.New("the saved checkpoint is empty")
 	}
 	res.CheckpointBytes = fi.Size()
+	return nil
+}
+
+// relistSubject is a reader that, once synced, relists the quiet cluster and reports what that
+// cost: a complete state of every pod, diffed against what was delivered.
+type relistSubject struct {
+	*readerSubject
+}
+
+func (s *relistSubject) afterSync(ctx context.Context, res *ScopeResult) error {
+	if err := s.readerSubject.afterSync(ctx, res); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, relistTimeout)
+	defer cancel()
+	rs, err := s.relist(ctx)
+	if err != nil {
+		return err
+	}
+	res.RelistEntries, res.RelistSeconds, res.RelistCPU = rs.entries, rs.took.Seconds(), rs.cpu.Seconds()
+	if rs.entries != 0 {
+		return fmt.Errorf("a relist of the quiet cluster delivered %d entries, want 0", rs.entries)
+	}
 	return nil
 }

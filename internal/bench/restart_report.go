@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // restartLabels are the column names of the restart variants.
@@ -11,6 +12,9 @@ var restartLabels = map[string]string{
 	VariantReaderWarm:      "reader, warm",
 	VariantReaderCold:      "reader, cold",
 	VariantInformerRestart: "informer restart",
+	VariantRestartFloor:    "floor",
+	VariantReaderRelist:    "reader, relist",
+	VariantReaderExpired:   "reader, warm after a 410",
 }
 
 // restartRelabeled are the labels the restart tables give ScopeMetrics' rows: a restart is not an
@@ -46,9 +50,33 @@ var restartMetrics = append(relabel(ScopeMetrics, restartRelabeled),
 	checkpointMetric("checkpoint_bytes_per_object", "checkpoint size per object", "B", 1, func(r ScopeResult) float64 {
 		return ratio(float64(r.CheckpointBytes), float64(r.Objects))
 	}),
+	ScopeMetric{"relist_entries", "entries of one quiet Reader.Relist once synced", "", 0, relistMetric(func(r ScopeResult) float64 {
+		return float64(r.RelistEntries)
+	})},
+	ScopeMetric{"relist_s", "time of that relist", "s", 3, relistMetric(func(r ScopeResult) float64 { return r.RelistSeconds })},
+	ScopeMetric{"state_cpu_s", "CPU to take a complete state (floor: its WatchList; relist: the relist; warm after a 410: the whole restart)", "s", 3,
+		func(r ScopeResult) float64 {
+			switch r.Variant {
+			case VariantRestartFloor, VariantReaderExpired:
+				return r.SyncCPU
+			case VariantReaderRelist:
+				return r.RelistCPU
+			}
+			return math.NaN()
+		}},
 	checkpointMetric("checkpoint_save_ms", "Reader.Checkpoint: snapshot, encode, write, fsync", "ms", 1,
 		func(r ScopeResult) float64 { return r.CheckpointSeconds * 1000 }),
 )
+
+// relistMetric is a row of the reader-relist variant only: NaN for the others.
+func relistMetric(value func(ScopeResult) float64) func(ScopeResult) float64 {
+	return func(r ScopeResult) float64 {
+		if r.Variant != VariantReaderRelist {
+			return math.NaN()
+		}
+		return value(r)
+	}
+}
 
 // relabel returns a copy of metrics with the labels of labels (metric key → label).
 func relabel(metrics []ScopeMetric, labels map[string]string) []ScopeMetric {
@@ -88,6 +116,22 @@ var restartLayout = syncLayout{
 				"heap_peak_sync_mib", "heap_synced_mib"},
 		},
 		{
+			Title: "A complete state diffed: after a 410, and a quiet relist, against the floor",
+			Note: "*floor*: the reader's WatchList request for every pod, its body read up to the end bookmark with only the watch " +
+				"envelopes decoded: what the server, the network, TLS and gzip cost at least. *reader, relist*: *reader, cold* " +
+				"that, once synced, calls `Reader.Relist` on the quiet cluster: a new WatchList for every pod, diffed against what " +
+				"was delivered (0 entries expected). *reader, warm after a 410*: *reader, warm* started from the same checkpoint " +
+				"(saved before the change set) after the parent restarted kube-apiserver, whose new watch cache no longer serves the " +
+				"checkpoint's resourceVersion: the resumed watch gets 410 Expired, the reader asks for a WatchList not older than " +
+				"it and diffs it against the checkpoint, delivering each changed pod once as an update and each deleted pod as a " +
+				"synthesized delete. The reader decodes only the objects it delivers (their identity and resourceVersion are " +
+				"read from the protobuf bytes). Target: both at most 1.5 times the floor's CPU.",
+			Variants: []string{VariantRestartFloor, VariantReaderRelist, VariantReaderExpired},
+			Ratios:   []scopeRatio{{VariantReaderRelist, VariantRestartFloor}, {VariantReaderExpired, VariantRestartFloor}},
+			Metrics: []string{"objects", "deletes", "complete_states", "sync_s", "sync_cpu_s", "relist_entries", "relist_s",
+				"state_cpu_s", "received_kib", "heap_synced_mib"},
+		},
+		{
 			Title: "Saving the checkpoint",
 			Note: "*checkpoint save*: the reader with `WithCheckpoint` synced from no checkpoint at N pods; then one " +
 				"`Reader.Checkpoint(ctx)` is timed (snapshot of the filter, encoding, FileCheckpoint's temporary file, fsync, " +
@@ -103,4 +147,34 @@ var restartLayout = syncLayout{
 // suite at each N.
 func SummarizeRestart(results []ScopeResult) ScopeTable {
 	return summarizeSync(results, &restartLayout)
+}
+
+// restartStateLimit: a complete state diffed against what was delivered (a quiet relist, a warm
+// restart after a 410) costs at most this many times the floor's CPU.
+const restartStateLimit = 1.5
+
+// RestartTargets checks the restart suite's goal at every N measured: the CPU of a quiet relist and
+// of a warm restart after a 410 at most restartStateLimit times the floor's.
+func (t ScopeTable) RestartTargets() []Target {
+	check := func(name, v string) Target {
+		var at []string
+		met := len(t.Ns()) > 0
+		for _, n := range t.Ns() {
+			r, _ := t.Get(n, "state_cpu_s")
+			q := r.Ratio(v, VariantRestartFloor)
+			met = met && !math.IsNaN(q) && q <= restartStateLimit
+			at = append(at, fmt.Sprintf("%s vs %s s at %s (%s)", format(r.Value(v), 3), format(r.Value(VariantRestartFloor), 3),
+				format(float64(n), 0), formatRatio(q)))
+		}
+		detail := strings.Join(at, ", ")
+		if len(at) == 0 {
+			detail = errNoData.Error()
+		}
+		return Target{Name: name, Met: met, Detail: detail}
+	}
+	limit := format(restartStateLimit, 1)
+	return []Target{
+		check("CPU of a quiet relist <= "+limit+" x the floor's", VariantReaderRelist),
+		check("CPU of a warm restart after a 410 <= "+limit+" x the floor's", VariantReaderExpired),
+	}
 }

@@ -70,6 +70,10 @@ func TestRestartExpected(t *testing.T) {
 		{VariantInformerRestart, 10000, 9900, 0},
 		{VariantReaderWarm, 30000, 900, 300},
 		{VariantReaderWarm, 1050, 30, 10},
+		{VariantRestartFloor, 10000, 9900, 0},
+		{VariantReaderRelist, 10000, 9900, 0},
+		{VariantReaderExpired, 10000, 200, 100}, // 100 updates, 100 synthesized deletes
+		{VariantReaderExpired, 30000, 600, 300},
 	} {
 		if got := restartExpected(tc.v, tc.n); got != tc.want {
 			t.Errorf("restartExpected(%s, %d) = %d, want %d", tc.v, tc.n, got, tc.want)
@@ -125,6 +129,7 @@ func TestRestartFlags(t *testing.T) {
 func fakeRestartResults(ns []int, runs int) []ScopeResult {
 	scale := map[string]float64{ // seconds per 10,000 pods
 		VariantCheckpointSave: 0.8, VariantReaderWarm: 0.3, VariantReaderCold: 0.75, VariantInformerRestart: 0.9,
+		VariantRestartFloor: 0.2, VariantReaderRelist: 0.75, VariantReaderExpired: 0.4,
 	}
 	s := newRestartSuite()
 	out := fakeSyncResults(s, scale, ns, runs)
@@ -136,6 +141,9 @@ func fakeRestartResults(ns []int, runs int) []ScopeResult {
 			r.CheckpointBytes, r.CheckpointSeconds = int64(40*r.N), float64(r.N)/1000*0.002
 		case VariantReaderWarm:
 			r.BytesReceived, r.BodyBytes = int64(r.Objects)*2*kib, int64(r.Objects)*2*kib
+		case VariantReaderRelist:
+			r.CompleteStates = 1
+			r.RelistSeconds, r.RelistCPU = 0.5*float64(r.N)/10000, 0.25*float64(r.N)/10000
 		default:
 			r.CompleteStates = 1
 		}
@@ -147,9 +155,10 @@ func TestRestartMarkdown(t *testing.T) {
 	md := checkMarkdown(t, SummarizeRestart(fakeRestartResults([]int{10000, 30000}, 3)),
 		"Restart suite: medians of 3 runs per variant and N",
 		"updates 1/100 of the pods (a label) and deletes as many (none created)")
-	warm, save, ok := strings.Cut(md[strings.Index(md, "### Warm restart"):], "### Saving the checkpoint")
-	if !ok {
-		t.Fatalf("no table of the checkpoint:\n%s", md)
+	warm, rest, ok := strings.Cut(md[strings.Index(md, "### Warm restart"):], "### A complete state diffed")
+	state, save, ok2 := strings.Cut(rest, "### Saving the checkpoint")
+	if !ok || !ok2 {
+		t.Fatalf("no table of the complete state or of the checkpoint:\n%s", md)
 	}
 	for table, wants := range map[string][]string{
 		warm: {
@@ -160,6 +169,13 @@ func TestRestartMarkdown(t *testing.T) {
 			"| 30,000 | entries that are deletes | 300 | 0 | – | – | – |",
 			"| 10,000 | time to sync (WaitForSync / WaitForCacheSync) (s) | 0.302 | 0.752 | 0.902 | 0.40 | 0.33 |",
 			"| 10,000 | complete-state requests (WatchList or paginated LIST) | 0 | 1 | 1 | 0.00 | 0.00 |",
+		},
+		state: {
+			"| N pods | metric | floor | reader, relist | reader, warm after a 410 | reader, relist / floor | reader, warm after a 410 / floor |",
+			"| 10,000 | entries delivered (informer: objects in its store) | 9,900 | 9,900 | 200 | 1.00 | 0.02 |",
+			"| 30,000 | entries that are deletes | 0 | 0 | 300 | – | – |",
+			"| 10,000 | entries of one quiet Reader.Relist once synced | – | 0 | – | – | – |",
+			"| 30,000 | time of that relist (s) | – | 1.500 | – | – | – |",
 		},
 		save: {
 			"| N pods | metric | checkpoint save |",
@@ -184,6 +200,9 @@ func TestRestartMarkdown(t *testing.T) {
 	if strings.Index(warm, "entries that are deletes") > strings.Index(warm, "time to sync") {
 		t.Errorf("rows out of the section's order:\n%s", warm)
 	}
+	if got := strings.Count(state, "\n| "); got != 1+2*10 {
+		t.Errorf("state table: %d lines, want a header and 10 rows per N:\n%s", got, state)
+	}
 	if got := strings.Count(save, "\n| "); got != 1+2*7 {
 		t.Errorf("save table: %d lines, want a header and 7 rows per N:\n%s", got, save)
 	}
@@ -191,7 +210,8 @@ func TestRestartMarkdown(t *testing.T) {
 
 func TestRestartCSV(t *testing.T) {
 	records := csvRecords(t, SummarizeRestart(fakeRestartResults([]int{10000}, 1)))
-	want := "n,metric,unit,checkpoint-save,reader-warm,reader-cold,informer-restart,reader-warm/reader-cold,reader-warm/informer-restart"
+	want := "n,metric,unit,checkpoint-save,reader-warm,reader-cold,informer-restart,restart-floor,reader-relist,reader-expired," +
+		"reader-warm/reader-cold,reader-warm/informer-restart,reader-relist/restart-floor,reader-expired/restart-floor"
 	if len(records) != 1+len(restartMetrics) || strings.Join(records[0], ",") != want {
 		t.Fatalf("%d records, header %v", len(records), records[0])
 	}
@@ -243,6 +263,7 @@ func TestAsksCompleteState(t *testing.T) {
 	for url, want := range map[string]bool{
 		"/api/v1/pods?allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&sendInitialEvents=true&watch=true": true,
 		"/api/v1/pods?limit=500&resourceVersion=0":                              true,
+		"/api/v1/pods?limit=1":                                                  false, // where a resumed stream's server stands
 		"/api/v1/pods?allowWatchBookmarks=true&resourceVersion=1234&watch=true": false,
 		"/api/v1/namespaces/bench-1/pods/pod-000001":                            false,
 	} {
@@ -260,9 +281,9 @@ func TestRestartChildArgs(t *testing.T) {
 	bp := &benchPlane{tmp: t.TempDir()}
 	for _, v := range restartVariants {
 		args := restartChildArgs(bp, v)
-		withFile := v == VariantCheckpointSave || v == VariantReaderWarm
-		if withFile != (len(args) == 2 && args[0] == "-checkpoint" && args[1] == filepath.Join(bp.tmp, restartCheckpointFile)) ||
-			(!withFile && args != nil) {
+		file := map[string]string{VariantCheckpointSave: restartCheckpointFile, VariantReaderWarm: restartCheckpointFile,
+			VariantReaderExpired: expiredCheckpointFile}[v]
+		if file != "" && !slices.Equal(args, []string{"-checkpoint", filepath.Join(bp.tmp, file)}) || file == "" && args != nil {
 			t.Errorf("%s: %q", v, args)
 		}
 	}
@@ -302,9 +323,17 @@ func TestNewRestartSubject(t *testing.T) {
 			if !isSave || !after {
 				t.Errorf("%s: %T", v, subj)
 			}
-		case VariantReaderWarm, VariantReaderCold:
-			if !isReader || !r.unbuffered || len(r.opts) != map[string]int{VariantReaderWarm: 1, VariantReaderCold: 0}[v] {
+		case VariantReaderWarm, VariantReaderExpired, VariantReaderCold:
+			if !isReader || !r.unbuffered || len(r.opts) != map[string]int{VariantReaderWarm: 1, VariantReaderExpired: 1}[v] {
 				t.Errorf("%s: %T %+v", v, subj, r)
+			}
+		case VariantReaderRelist:
+			if rs, ok := subj.(*relistSubject); !ok || !after || !rs.unbuffered || len(rs.opts) != 0 {
+				t.Errorf("%s: %T", v, subj)
+			}
+		case VariantRestartFloor:
+			if f, ok := subj.(*floorSubject); !ok || after || f.what != "pods" {
+				t.Errorf("%s: %T", v, subj)
 			}
 		case VariantInformerRestart:
 			if _, ok := subj.(*podInformerSubject); !ok || after {
@@ -312,7 +341,7 @@ func TestNewRestartSubject(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range []string{VariantReaderWarm, VariantCheckpointSave} {
+	for _, v := range []string{VariantReaderWarm, VariantReaderExpired, VariantCheckpointSave} {
 		if _, err := newRestartSubject(v, "", cfg); err == nil || !strings.Contains(err.Error(), "no -checkpoint file") {
 			t.Errorf("%s without a file: %v", v, err)
 		}
@@ -322,5 +351,38 @@ func TestNewRestartSubject(t *testing.T) {
 	}
 	if !slices.Equal(restartVariants[:1], []string{VariantCheckpointSave}) {
 		t.Error("the checkpoint must be saved before the restarts")
+	}
+}
+
+func TestRestartTargets(t *testing.T) {
+	results := fakeRestartResults([]int{10000, 30000}, 1)
+	set := func(floor, relist, expired float64) {
+		for i := range results {
+			switch r := &results[i]; r.Variant {
+			case VariantRestartFloor:
+				r.SyncCPU = floor * float64(r.N) / 10000
+			case VariantReaderRelist:
+				r.RelistCPU = relist * float64(r.N) / 10000
+			case VariantReaderExpired:
+				r.SyncCPU = expired * float64(r.N) / 10000
+			}
+		}
+	}
+	set(0.1, 0.25, 0.16)
+	targets := SummarizeRestart(results).RestartTargets()
+	if len(targets) != 2 || targets[0].Met || targets[1].Met {
+		t.Fatalf("relist at 2.5 and warm after a 410 at 1.6 x the floor: %+v", targets)
+	}
+	if !strings.Contains(targets[0].Detail, "0.250 vs 0.100 s at 10,000 (2.50)") {
+		t.Errorf("detail: %s", targets[0].Detail)
+	}
+	set(0.1, 0.14, 0.15)
+	for _, tg := range SummarizeRestart(results).RestartTargets() {
+		if !tg.Met {
+			t.Errorf("at 1.4 and 1.5 x the floor: %+v", tg)
+		}
+	}
+	if got := (ScopeTable{}).RestartTargets(); got[0].Met || !strings.Contains(got[0].Detail, errNoData.Error()) {
+		t.Errorf("no runs: %+v", got)
 	}
 }

@@ -52,6 +52,11 @@ type ScopeResult struct {
 	// synced, and how long that call took (snapshot, encoding, FileCheckpoint's write and fsyncs).
 	CheckpointBytes   int64   `json:"checkpoint_bytes,omitempty"`
 	CheckpointSeconds float64 `json:"checkpoint_seconds,omitempty"`
+	// Restart suite, reader-relist only: one Reader.Relist of the quiet cluster once synced: the
+	// entries it delivered (0 expected), how long it took and the child's user+sys meanwhile.
+	RelistEntries int     `json:"relist_entries,omitempty"`
+	RelistSeconds float64 `json:"relist_seconds,omitempty"`
+	RelistCPU     float64 `json:"relist_cpu_seconds,omitempty"`
 }
 
 // podsGVR is what the metadata informer reads.
@@ -124,10 +129,11 @@ func (c *bodyCounter) completeStates() int { return int(c.states.Load()) }
 // asksCompleteState reports whether req asks the server for every object, as the repository's
 // warm-restart tests count them: a WatchList (sendInitialEvents=true) or a paginated LIST (limit:
 // the reader's fallback and client-go's reflector both page). A plain watch from a
-// resourceVersion, what a reader resumed from a checkpoint sends, does not.
+// resourceVersion, what a reader resumed from a checkpoint sends, does not; nor does the LIST of
+// one object (limit=1) by which a resumed stream learns where the server stands.
 func asksCompleteState(req *http.Request) bool {
 	q := req.URL.Query()
-	return q.Get("sendInitialEvents") == "true" || q.Has("limit")
+	return q.Get("sendInitialEvents") == "true" || q.Has("limit") && q.Get("limit") != "1"
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)
@@ -185,10 +191,7 @@ func newScopeSubject(v string, restCfg *rest.Config) (syncSubject, error) {
 	case VariantInformerPods:
 		return &podInformerSubject{cs: cs}, nil
 	case VariantFloor:
-		// The reader's request for pods (internal/stream: watchList, watch, request): protobuf by
-		// default.
-		req := cs.CoreV1().RESTClient().Get().UseProtobufAsDefault().Resource("pods")
-		return &floorSubject{what: "pods", req: req, read: readInitialEvents}, nil
+		return podsFloor(cs), nil
 	}
 	return nil, fmt.Errorf("unknown scope variant %q", v)
 }
@@ -309,6 +312,13 @@ func (s *startedInformer) stop(context.Context) error {
 		s.shutdown() // waits for every informer goroutine
 	}
 	return nil
+}
+
+// podsFloor is the floor of every pod: the reader's request for pods (internal/stream: watchList,
+// watch, request), as protobuf.
+func podsFloor(cs *kubernetes.Clientset) *floorSubject {
+	req := cs.CoreV1().RESTClient().Get().SetHeader("Accept", "application/vnd.kubernetes.protobuf").Resource("pods")
+	return &floorSubject{what: "pods", req: req, read: readInitialEvents}
 }
 
 // floorSubject sends the reader's WatchList request for one resource and reads the body with read

@@ -335,7 +335,7 @@ func TestSyncReportFiles(t *testing.T) {
 	}{
 		{&scopeSuite, fakeScopeResults([]int{1000, 10000}, 2), []string{"### The floor"}, true},
 		{&resourcesSuite, fakeResourcesResults([]int{1000, 10000}, 2), []string{"### Custom resources", "| 10,000 | objects in the initial state |"}, false},
-		{newRestartSuite(), fakeRestartResults([]int{10000, 30000}, 2), []string{"### Warm restart", "### Saving the checkpoint"}, false},
+		{newRestartSuite(), fakeRestartResults([]int{10000, 30000}, 2), []string{"### Warm restart", "### A complete state diffed", "### Saving the checkpoint", "CPU of a quiet relist <= 1.5 x the floor's"}, true},
 	} {
 		dir := t.TempDir()
 		runs := filepath.Join(dir, tc.suite.runsFile)

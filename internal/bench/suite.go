@@ -69,6 +69,8 @@ type syncSuite struct {
 	before func(ctx context.Context, step suiteStep) error
 	// childArgs, if not nil, are extra flags for the child of variant v on bp.
 	childArgs func(bp *benchPlane, v string) []string
+	// restartable: before may restart the apiserver (benchPlane.plane.RestartAPIServer).
+	restartable bool
 }
 
 // suiteStep is where a sync suite stands when its before hook runs: the next child's variant, N
@@ -172,7 +174,7 @@ func runSyncSuite(ctx context.Context, cfg ScopeConfig, s *syncSuite, stdout, st
 	if len(runs) == 1 {
 		runs = slices.Repeat(runs, len(ns))
 	}
-	bp, err := startSuite(cfg.Out, cfg.CPUProfile, cfg.MemProfile, s.runsFile, s.name+" suite", stderr)
+	bp, err := startSuite(cfg.Out, cfg.CPUProfile, cfg.MemProfile, s.runsFile, s.name+" suite", s.restartable, stderr)
 	if err != nil {
 		return err
 	}
