@@ -117,3 +117,68 @@ func TestOnlyDeliveredObjectsAreDecoded(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeOutsideTheLockKeepsOrder: a stream decodes the object it will deliver with the
+// output's lock released, and then judges it again. Two goroutines pass rising versions of the
+// same pods at once (as two sets do during a relist); while one decodes, the other may deliver a
+// newer version, and the older one must then be dropped: every pod's versions leave in order, none
+// twice, the first as an add.
+func TestDecodeOutsideTheLockKeepsOrder(t *testing.T) {
+	const pods, versions = 8, 400
+	uids := make([]string, pods)
+	objs := make([][]runtime.Object, pods) // objs[p][v-1]: pod p at version v
+	for p := range pods {
+		uids[p] = fmt.Sprintf("0d3c8f3e-1111-4a0e-9e0c-%012d", p)
+		for v := 1; v <= versions; v++ {
+			raw, err := podBytes(pod(uids[p], fmt.Sprint(v)))
+			must(t, err)
+			obj, err := lazyFrom(raw)
+			must(t, err)
+			objs[p] = append(objs[p], obj)
+		}
+	}
+	ctx := context.Background()
+	ch := make(chan reader.Entry, pods*versions)
+	o := newOutput(ch, 0, newStats(), logr.Discard())
+	sink := setSink{o: o, set: newTestSet()}
+	errs := make(chan error, 2)
+	for start := range 2 { // one goroutine the odd versions, one the even
+		go func() {
+			for v := 1 + start; v <= versions; v += 2 {
+				for p := range pods {
+					if err := sink.Observe(ctx, podID, watch.Modified, objs[p][v-1], 0); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		must(t, <-errs)
+	}
+	close(ch)
+	last := map[string]int{}
+	n := 0
+	for e := range ch {
+		n++
+		p := e.Object().(*corev1.Pod)
+		var v int
+		_, _ = fmt.Sscan(p.ResourceVersion, &v)
+		uid := string(p.UID)
+		switch prev, seen := last[uid]; {
+		case !seen && e.ChangeType() != reader.CTAdd:
+			t.Fatalf("pod %s: first entry %s at %d, want an add", uid, e.ChangeType(), v)
+		case seen && (v <= prev || e.ChangeType() != reader.CTUpdate):
+			t.Fatalf("pod %s: %s at %d after %d", uid, e.ChangeType(), v, prev)
+		}
+		last[uid] = v
+	}
+	t.Logf("%d entries of %d events", n, 2*pods*versions/2)
+	for _, uid := range uids {
+		if last[uid] != versions {
+			t.Errorf("pod %s: last version delivered %d, want %d", uid, last[uid], versions)
+		}
+	}
+}

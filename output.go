@@ -176,7 +176,9 @@ func (o *output) send(ctx context.Context, kind kinds.ID, e reader.Entry) error 
 	}
 }
 
-// observe passes one event of set through the filter.
+// observe passes one event of set through the filter. An object not decoded yet (a *kinds.Lazy)
+// is decoded only once the filter would deliver it, outside the lock every stream shares, and then
+// judged again: another stream may have delivered a newer version meanwhile.
 func (o *output) observe(ctx context.Context, set *streamSet, i int, t watch.EventType, obj runtime.Object, sync uint32) error {
 	k := set.specs[i].kind
 	kind := k.ID
@@ -184,19 +186,26 @@ func (o *output) observe(ctx context.Context, set *streamSet, i int, t watch.Eve
 	if err != nil {
 		return fmt.Errorf("%s event holds %T: %w", k, obj, err)
 	}
+	key, _ := keyOf(m.GetUID())
+	rv := parseVersion(m.GetResourceVersion())
 	if err := o.mu.lock(ctx); err != nil {
 		return err
 	}
+	ct, judged := o.judge(set, i, key, t, m.GetNamespace(), rv, sync)
+	if _, lazy := obj.(*kinds.Lazy); lazy && ct != reader.CTUnknown {
+		o.mu.unlock()
+		if obj, err = kinds.Decoded(obj); err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+		if err := o.mu.lock(ctx); err != nil {
+			return err
+		}
+		ct, judged = o.judge(set, i, key, t, m.GetNamespace(), rv, sync)
+	}
 	defer o.mu.unlock()
-	if set.retiredNow() || set.resyncing[i].Load() {
-		return nil // a newer set took over, or this stream's state is to be taken again
+	if !judged {
+		return nil
 	}
-	key, _ := keyOf(m.GetUID())
-	rv := parseVersion(m.GetResourceVersion())
-	if o.filter.sawVersion(kind, rv) && set.role.Load() == int32(roleCandidate) {
-		return nil // versions that cannot be ordered: only the current set delivers this kind
-	}
-	ct := o.filter.decide(key, kind, m.GetNamespace(), t, rv, set.slot, sync)
 	if o.log.Enabled() {
 		o.log.Info("event", "kind", k.Label(), "type", string(t), "namespace", m.GetNamespace(),
 			"name", m.GetName(), "resourceVersion", m.GetResourceVersion(), "sync", sync, "entry", ct.String())
@@ -215,6 +224,21 @@ func (o *output) observe(ctx context.Context, set *streamSet, i int, t watch.Eve
 	o.remember(key, i, rv, sync)
 	o.filter.commit(key, m.GetUID(), kind, ct, m.GetNamespace(), m.GetName(), rv, set.slot, sync)
 	return nil
+}
+
+// judge returns the entry an event of set's stream i would be delivered as, CTUnknown for none.
+// judged is false when the event is not the filter's to decide: a retired set, or a stream whose
+// state is to be taken again, delivers nothing; nor does a candidate set of a kind whose versions
+// cannot be ordered. Judging twice has the effect of judging once. The caller holds mu.
+func (o *output) judge(set *streamSet, i int, key uidKey, t watch.EventType, namespace string, rv version, sync uint32) (ct reader.ChangeType, judged bool) {
+	kind := set.specs[i].kind.ID
+	switch {
+	case set.retiredNow() || set.resyncing[i].Load():
+		return reader.CTUnknown, false // a newer set took over, or this stream's state is to be taken again
+	case o.filter.sawVersion(kind, rv) && set.role.Load() == int32(roleCandidate):
+		return reader.CTUnknown, false // versions that cannot be ordered: only the current set delivers this kind
+	}
+	return o.filter.decide(key, kind, namespace, t, rv, set.slot, sync), true
 }
 
 // endSync closes the complete state with token sync of set's stream i, whole at rv: it delivers a

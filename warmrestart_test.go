@@ -173,6 +173,31 @@ func TestWarmRestartAfterCompaction(t *testing.T) {
 	}
 }
 
+// TestWarmRestartAfterAPIServerRestart: as above, but the apiserver restarts while no reader runs,
+// as in production. Services are served by the watch cache, whose new history begins past the
+// saved point: their stream gets 410 Expired (or 429 until the cache is ready, then 410) and diffs
+// a complete state against the checkpoint, decoding only what it delivers. Pods bypass the watch
+// cache on this plane: etcd still has their history, so their stream resumes and gets every change.
+func TestWarmRestartAfterAPIServerRestart(t *testing.T) {
+	rr, counter, deleted := warmRestart(t, func() {
+		if err := plane(t).RestartAPIServer(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assertOnlyTheDifference(t, rr, deleted, 4) // pods resumed: 2 touches, 2 finalizers removed
+	expired := rr.r.stats.restartsOf(reader.OTService, stream.ReasonExpired)
+	synthesized := rr.r.stats.synthesizedOf(reader.OTService)
+	t.Logf("restart after an apiserver restart: %d entries, %d complete states requested, services: %d expired restarts, %d synthesized deletes",
+		rr.c.total(), counter.n.Load(), expired, synthesized)
+	if expired == 0 || synthesized != 1 || counter.n.Load() == 0 {
+		t.Errorf("services: %d expired restarts, %d synthesized deletes, %d complete states; want the stream expired, "+
+			"a complete state taken and the deleted service synthesized", expired, synthesized, counter.n.Load())
+	}
+	if n := rr.r.stats.synthesizedOf(reader.OTPod); n != 0 {
+		t.Errorf("%d pod deletes synthesized, want 0: their resumed watch brings them", n)
+	}
+}
+
 // TestCheckpointRefused: a checkpoint that is not one, one cut short, and one of a reader of other
 // kinds make Run fail with a clear error, and are left as they were.
 func TestCheckpointRefused(t *testing.T) {

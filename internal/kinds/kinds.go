@@ -118,21 +118,32 @@ func (k Kind) Entry(change reader.ChangeType, obj runtime.Object) (reader.Entry,
 	return reader.NewResourceEntry(change, k.Resource, obj), nil
 }
 
-// builtin is one row of table.
-func builtin(bit reader.RetrieveType, o reader.ObjectType, namespaced bool, empty func() metaObject) Kind {
+func core(cs *kubernetes.Clientset) rest.Interface       { return cs.CoreV1().RESTClient() }
+func apps(cs *kubernetes.Clientset) rest.Interface       { return cs.AppsV1().RESTClient() }
+func rbac(cs *kubernetes.Clientset) rest.Interface       { return cs.RbacV1().RESTClient() }
+func networking(cs *kubernetes.Clientset) rest.Interface { return cs.NetworkingV1().RESTClient() }
+func discovery(cs *kubernetes.Clientset) rest.Interface  { return cs.DiscoveryV1().RESTClient() }
+
+// builtin is one row of table; group returns the clientset's client of the kind's group version.
+func builtin(bit reader.RetrieveType, o reader.ObjectType, namespaced bool, group func(*kubernetes.Clientset) rest.Interface, empty func() metaObject) Kind {
 	gvr := o.Resource()
 	k := Kind{ID: ID(o), Bit: bit, Object: o, Resource: gvr, Namespaced: namespaced, empty: empty}
-	k.readProtobuf(gvr.GroupVersion().WithKind(kindOf(empty())))
+	k.readProtobuf(gvr.GroupVersion().WithKind(kindOf(empty())), group)
 	return k
 }
 
 // readProtobuf makes k's client ask for protobuf (JSON accepted) and decode objects of gvk, k's
-// kind, lazily (Lazy): k is a built-in resource.
-func (k *Kind) readProtobuf(gvk schema.GroupVersionKind) {
+// kind, lazily (Lazy): k is a built-in resource. When the clientset's clients are not REST clients
+// of client-go's own (kubernetes.New around another rest.Interface), the reader cannot make one
+// like them: group, if not nil, then gives the clientset's client for k, which decodes every object.
+func (k *Kind) readProtobuf(gvk schema.GroupVersionKind, group func(*kubernetes.Clientset) rest.Interface) {
 	lazy := &lazySerializer{NegotiatedSerializer: scheme.Codecs.WithoutConversion(), gvk: gvk}
 	k.lazy = lazy
 	k.client = func(cs *kubernetes.Clientset) rest.Interface {
-		return clientFor(cs, gvk.GroupVersion(), protobufAccept, lazy)
+		if c := clientFor(cs, gvk.GroupVersion(), protobufAccept, lazy); c != nil || group == nil || cs == nil {
+			return c
+		}
+		return group(cs)
 	}
 }
 
@@ -160,19 +171,19 @@ func kindOf(obj runtime.Object) string {
 
 // table lists every kind, in the order streams are started.
 var table = [...]Kind{
-	builtin(reader.RTNode, reader.OTNode, false, func() metaObject { return &corev1.Node{} }),
-	builtin(reader.RTPod, reader.OTPod, true, func() metaObject { return &corev1.Pod{} }),
-	builtin(reader.RTNamespace, reader.OTNamespace, false, func() metaObject { return &corev1.Namespace{} }),
-	builtin(reader.RTPersistentVolume, reader.OTPersistentVolume, false, func() metaObject { return &corev1.PersistentVolume{} }),
-	builtin(reader.RTRBAC, reader.OTRole, true, func() metaObject { return &rbacv1.Role{} }),
-	builtin(reader.RTRBAC, reader.OTRoleBinding, true, func() metaObject { return &rbacv1.RoleBinding{} }),
-	builtin(reader.RTRBAC, reader.OTClusterRole, false, func() metaObject { return &rbacv1.ClusterRole{} }),
-	builtin(reader.RTRBAC, reader.OTClusterRoleBinding, false, func() metaObject { return &rbacv1.ClusterRoleBinding{} }),
-	builtin(reader.RTService, reader.OTService, true, func() metaObject { return &corev1.Service{} }),
-	builtin(reader.RTDeployment, reader.OTDeployment, true, func() metaObject { return &appsv1.Deployment{} }),
-	builtin(reader.RTIngressController, reader.OTIngressController, true, func() metaObject { return &networkingv1.Ingress{} }),
-	builtin(reader.RTEndpoint, reader.OTEndpoint, true, func() metaObject { return &corev1.Endpoints{} }),
-	builtin(reader.RTEndpointSlice, reader.OTEndpointSlice, true, func() metaObject { return &discoveryv1.EndpointSlice{} }),
+	builtin(reader.RTNode, reader.OTNode, false, core, func() metaObject { return &corev1.Node{} }),
+	builtin(reader.RTPod, reader.OTPod, true, core, func() metaObject { return &corev1.Pod{} }),
+	builtin(reader.RTNamespace, reader.OTNamespace, false, core, func() metaObject { return &corev1.Namespace{} }),
+	builtin(reader.RTPersistentVolume, reader.OTPersistentVolume, false, core, func() metaObject { return &corev1.PersistentVolume{} }),
+	builtin(reader.RTRBAC, reader.OTRole, true, rbac, func() metaObject { return &rbacv1.Role{} }),
+	builtin(reader.RTRBAC, reader.OTRoleBinding, true, rbac, func() metaObject { return &rbacv1.RoleBinding{} }),
+	builtin(reader.RTRBAC, reader.OTClusterRole, false, rbac, func() metaObject { return &rbacv1.ClusterRole{} }),
+	builtin(reader.RTRBAC, reader.OTClusterRoleBinding, false, rbac, func() metaObject { return &rbacv1.ClusterRoleBinding{} }),
+	builtin(reader.RTService, reader.OTService, true, core, func() metaObject { return &corev1.Service{} }),
+	builtin(reader.RTDeployment, reader.OTDeployment, true, apps, func() metaObject { return &appsv1.Deployment{} }),
+	builtin(reader.RTIngressController, reader.OTIngressController, true, networking, func() metaObject { return &networkingv1.Ingress{} }),
+	builtin(reader.RTEndpoint, reader.OTEndpoint, true, core, func() metaObject { return &corev1.Endpoints{} }),
+	builtin(reader.RTEndpointSlice, reader.OTEndpointSlice, true, discovery, func() metaObject { return &discoveryv1.EndpointSlice{} }),
 }
 
 // For returns the kinds enabled by t, in table order.

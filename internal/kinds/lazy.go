@@ -43,7 +43,11 @@ func Decoded(obj runtime.Object) (runtime.Object, error) {
 	}
 	whole, _, err := l.full.Decode(l.raw, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("decode %s/%s at resourceVersion %s: %w", l.meta.Namespace, l.meta.Name, l.meta.ResourceVersion, err)
+		name := l.meta.Name
+		if l.meta.Namespace != "" {
+			name = l.meta.Namespace + "/" + name
+		}
+		return nil, fmt.Errorf("decode %q at resourceVersion %s: %w", name, l.meta.ResourceVersion, err)
 	}
 	return whole, nil
 }

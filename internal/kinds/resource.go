@@ -40,7 +40,7 @@ func Resource(i int, gvr schema.GroupVersionResource, served metav1.APIResource)
 		},
 	}
 	if scheme.Scheme.Recognizes(gvk) {
-		k.readProtobuf(gvk)
+		k.readProtobuf(gvk, nil)
 		k.toEntry = func(obj runtime.Object) (runtime.Object, error) { return toUnstructured(obj, gvk) }
 		return k, nil
 	}
@@ -82,6 +82,9 @@ func clientFor(cs *kubernetes.Clientset, gv schema.GroupVersion, accept string, 
 	// The core client's base URL is the server's plus /api/v1: keep what comes before it (a
 	// proxy's path prefix, for one).
 	full := rc.Get().URL()
+	if !strings.HasSuffix(full.Path, "/api/v1") {
+		return nil // not the core client NewForConfig makes: its base cannot be told apart
+	}
 	base := &url.URL{Scheme: full.Scheme, Host: full.Host, User: full.User, Path: strings.TrimSuffix(full.Path, "/api/v1")}
 	c, err := rest.NewRESTClient(base, apiPath(gv), rest.ClientContentConfig{
 		AcceptContentTypes: accept,

@@ -48,7 +48,9 @@
 //
 // client-go turns a watch event it cannot decode (an unknown type) into an ERROR event with code 500,
 // so during the initial state it counts toward maxInitialErrors; the stream's own unknown-type
-// outcome is for a watch.Interface that passes one through.
+// outcome is for a watch.Interface that passes one through. An object of the stream's own kind read
+// as protobuf is decoded only when it is delivered (kinds.Lazy): a failure to decode it is then an
+// error the Sink returns (outcome error), and an object that is not delivered is never decoded.
 //
 // A stream is open once the server answered with data: the first event of a watch, or a LIST page.
 // An empty watch that client-go returns after a connection error is not an answer. A stream is
