@@ -40,8 +40,10 @@
 // retried with exponential backoff and jitter (0.8 s doubling to 30 s, each plus up to 50% jitter, starting over
 // after two minutes without a failure).
 //
-// Every request asks for protobuf unless the rest.Config names a content type, as client-go's typed
-// clients do: decoding JSON costs the reader four to six times the CPU (BENCHMARKS.md).
+// Requests for built-in kinds ask for protobuf whatever the rest.Config's ContentType says: the
+// reader reads each object's namespace, name, UID and resourceVersion from its bytes and decodes it
+// only when it delivers it, so a relist, a 410's re-sync or a warm restart after a 410 decodes only
+// what changed. Custom resources are JSON, decoded whole (BENCHMARKS.md).
 //
 // Sends on the output channel block: the consumer sets the pace, and nothing is buffered without
 // bound. WithRelist (or Relist) builds a fresh set of streams beside the current one and swaps it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/watchlist-go/watchlist/internal/checkpoint"
 	"github.com/watchlist-go/watchlist/internal/kinds"
 	"github.com/watchlist-go/watchlist/internal/stream"
 	"github.com/watchlist-go/watchlist/reader"
@@ -28,7 +30,10 @@ import (
 // The model test drives the real output, filter and relist roles with fake streams that a seeded
 // generator moves through a fake server's history: streams that lag behind others, two sets that
 // overlap during a relist, 410s and fresh complete states mid-relist, deletes and re-creates, a
-// candidate abandoned half way, a restore of the server's history (rollback). After every step it
+// candidate abandoned half way, a restore of the server's history (rollback), and a process killed
+// and started again from a checkpoint taken at that moment (the last one, covering every entry, or
+// a periodic one, without the entry the consumer holds), each stream resuming from its saved point
+// or finding it expired; the consumer's view goes back to what the checkpoint covers. After every step it
 // checks the entries delivered against the promises of design.md, and at the end that the view
 // equals the server.
 //
@@ -194,6 +199,9 @@ type mStream struct {
 	syncing bool
 	pending bool   // the state's token is taken, its request not served yet (a rate limiter, a slow dial)
 	before  uint64 // the position before the last gap; a state older than it is a rollback
+	// resuming: started from a checkpoint's resume point with a plain watch, it has yet to tell
+	// the Sink it caught up (Caught).
+	resuming bool
 }
 
 // begin starts a complete state: it takes the token now, and the server serves the request now or
@@ -214,7 +222,7 @@ func (st *mStream) serve(s *mServer, rng *rand.Rand) {
 
 // caughtUp reports whether the stream has nothing left to send.
 func (st *mStream) caughtUp(s *mServer) bool {
-	return !st.syncing && st.next(s) == nil && st.at == s.head // past the head: the server went back
+	return !st.syncing && !st.resuming && st.next(s) == nil && st.at == s.head // past the head: the server went back
 }
 
 func (st *mStream) next(s *mServer) *mWrite {
@@ -257,6 +265,12 @@ func (st *mStream) step(ctx context.Context, s *mServer, rng *rand.Rand) error {
 		}
 		return nil
 	}
+	if st.resuming && (st.next(s) == nil && st.at >= s.head || rng.IntN(4) == 0) {
+		// Caught up: an event reached the server's position, or the watch was quiet for a while
+		// (which a slow server can make early).
+		st.resuming = false
+		return st.sink.Caught(ctx, kinds.ID(st.kind))
+	}
 	if w := st.next(s); w != nil {
 		st.at = w.rv
 		if err := st.sink.Observe(ctx, kinds.ID(st.kind), w.t, s.object(*w), 0); err != nil {
@@ -276,7 +290,19 @@ func (st *mStream) expire(s *mServer, rng *rand.Rand) {
 	if !st.syncing {
 		st.before = st.at
 	}
+	st.resuming = false
 	st.begin(s, rng)
+}
+
+// resume starts the stream from a checkpoint's resume point at: a plain watch from there, or, when
+// expired (the server no longer has it), a complete state not older than it, diffed.
+func (st *mStream) resume(s *mServer, rng *rand.Rand, at uint64, expired bool) {
+	st.at = at
+	if expired {
+		st.expire(s, rng)
+		return
+	}
+	st.resuming = true
 }
 
 // mSet is a fake set of streams, one per kind.
@@ -288,6 +314,12 @@ type mSet struct {
 
 // newMSet starts a set: a stream per kind, or per kind and namespace.
 func newMSet(o *output, s *mServer, rng *rand.Rand, cur *mSet, namespaces bool) *mSet {
+	return resumeMSet(o, s, rng, cur, namespaces, nil)
+}
+
+// resumeMSet is newMSet whose streams start from a checkpoint's resume points, if ck is not nil: a
+// point the server has (a third of them are taken as expired) is resumed, "" takes a complete state.
+func resumeMSet(o *output, s *mServer, rng *rand.Rand, cur *mSet, namespaces bool, ck *checkpoint.Checkpoint) *mSet {
 	ms := &mSet{set: newTestSet(modelKinds...)}
 	if namespaces {
 		ms.set = newTestSet(append(slices.Clone(modelKinds), modelKinds...)...)
@@ -301,11 +333,23 @@ func newMSet(o *output, s *mServer, rng *rand.Rand, cur *mSet, namespaces bool) 
 	}
 	for i, spec := range ms.set.specs {
 		st := &mStream{kind: spec.kind.Object, ns: spec.scope.Namespace, sink: setSink{o: o, set: ms.set, i: i}}
-		st.begin(s, rng)
+		if at, err := strconv.ParseUint(resumePoint(ck, i), 10, 64); err == nil {
+			st.resume(s, rng, at, rng.IntN(3) == 0)
+		} else {
+			st.begin(s, rng)
+		}
 		ms.streams = append(ms.streams, st)
 		ms.speed = append(ms.speed, 1+rng.IntN(8))
 	}
 	return ms
+}
+
+// resumePoint is stream i's resume point in ck; "" without a checkpoint.
+func resumePoint(ck *checkpoint.Checkpoint, i int) string {
+	if ck == nil {
+		return ""
+	}
+	return ck.Streams[i].ResourceVersion
 }
 
 func (ms *mSet) pick(rng *rand.Rand) *mStream {
@@ -330,6 +374,7 @@ type modelScenario struct {
 	rollback   bool
 	selector   bool // objects leave the scope and come back with the same UID
 	namespaces bool // a stream per kind and namespace (WithNamespaces)
+	restarts   bool // the process is killed and started again from a checkpoint
 }
 
 // mChecker applies the promises to each entry and keeps the consumer's view.
@@ -340,6 +385,12 @@ type mChecker struct {
 	deleted map[string]bool
 	seen    map[string]bool // "uid@rv"
 	entries int
+	// prev, when the model restarts, is the consumer's state before the last entry: a checkpoint
+	// taken now covers every entry but that one, which the consumer may not have finished.
+	prev *mChecker
+	// held: the uids of adds the consumer held at a restart. Each add comes again, or, if the
+	// object is gone by then, its delete, which the consumer's view may not hold.
+	held map[string]bool
 	// restored: the server's history went back. Until the reader re-baselined, an object's entries
 	// may then repeat a version delivered before (the restored history reuses the numbers of the
 	// lost one, so no version delivered can be trusted; README, "etcd restored from a backup").
@@ -365,6 +416,13 @@ func (c *mChecker) check(e reader.Entry) error {
 	}
 	last, known := c.last[uid]
 	_, live := c.view[uid]
+	if c.held[uid] {
+		delete(c.held, uid)
+		if e.ChangeType() == reader.CTDelete && !live {
+			c.deleted[uid] = true
+			return nil // the delete of an add the consumer may have finished before the restart
+		}
+	}
 	synthesized := e.ChangeType() == reader.CTDelete && known && rv == last
 	rebaselined := c.restored
 	key := uid + "@" + rvs
@@ -403,6 +461,15 @@ func (c *mChecker) rolledBack(at uint64) {
 	}
 }
 
+// clone returns a copy of c that shares nothing with it.
+func (c *mChecker) clone() *mChecker {
+	d := *c
+	d.view, d.last, d.deleted, d.seen = maps.Clone(c.view), maps.Clone(c.last), maps.Clone(c.deleted), maps.Clone(c.seen)
+	d.held = maps.Clone(c.held)
+	d.prev = nil
+	return &d
+}
+
 func (c *mChecker) diff() []string {
 	var d []string
 	for uid, w := range c.s.live {
@@ -421,7 +488,7 @@ func (c *mChecker) diff() []string {
 
 // modelCounts counts what the model did, so that a run shows it explored what it claims to.
 type modelCounts struct {
-	entries, relists, swaps, abandoned, expired, restores, resyncs, rematched int
+	entries, relists, swaps, abandoned, expired, restores, resyncs, rematched, restarts int
 }
 
 func (c *modelCounts) add(o modelCounts) {
@@ -433,6 +500,7 @@ func (c *modelCounts) add(o modelCounts) {
 	c.restores += o.restores
 	c.resyncs += o.resyncs
 	c.rematched += o.rematched
+	c.restarts += o.restarts
 }
 
 // runModel plays one seed and returns the first broken promise, with the steps that led to it.
@@ -458,6 +526,9 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 			case e := <-ch:
 				m, _ := meta.Accessor(e.Object())
 				counts.entries++
+				if sc.restarts {
+					c.prev = c.clone()
+				}
 				trace = append(trace, fmt.Sprintf("  -> %s %s %s@%s", e.ChangeType(), e.ObjectType(), m.GetUID()[32:], m.GetResourceVersion()))
 				if err := c.check(e); err != nil {
 					return err
@@ -486,6 +557,47 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 		}
 		cur, cand = cand, nil
 		counts.swaps++
+	}
+	// restart kills the process and starts it again from a checkpoint taken now (out's buffer is
+	// drained after every step): final, as when the reader stops, covers every entry; else the
+	// one the consumer holds comes again (or, for an add, its delete), and its view goes back to
+	// before it.
+	restart := func() error {
+		final := rng.IntN(3) == 0
+		if err := o.mu.lock(ctx); err != nil {
+			return err
+		}
+		ck := o.capture(cur.set, final)
+		held := o.last
+		o.mu.unlock()
+		if ck == nil {
+			return errors.New("no checkpoint with out's buffer drained")
+		}
+		if !final && c.prev != nil && held.sent {
+			*c = *c.prev
+			if !held.had || held.prev.dead {
+				if c.held == nil {
+					c.held = map[string]bool{}
+				}
+				c.held[formatUUID(held.key)] = true
+			}
+		}
+		c.prev = nil
+		counts.restarts++
+		trace = append(trace, fmt.Sprintf("restart (final %v) from %d objects, points %v", final, len(ck.Objects), ck.Streams))
+		o = newOutput(ch, 0, newStats(), logr.Discard())
+		o.checkpoint = true
+		o.filter.restore(ck.Objects)
+		if sc.namespaces {
+			for _, k := range modelKinds {
+				o.filter.perNamespace[k] = true
+			}
+		}
+		cur, cand = resumeMSet(o, s, rng, nil, sc.namespaces, ck), nil
+		return nil
+	}
+	if sc.restarts {
+		o.checkpoint = true
 	}
 	for i := 0; i < steps; i++ {
 		var err error
@@ -551,6 +663,8 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 			trace = append(trace, fmt.Sprintf("restore at %d (head %d)", at, s.head))
 			s.restore(at)
 			c.rolledBack(at)
+		case r < 98 && sc.restarts:
+			err = restart()
 		}
 		if err == nil {
 			err = drain()
@@ -651,6 +765,8 @@ var modelScenarios = []modelScenario{
 	{name: "a selector that objects leave and match again", selector: true},
 	{name: "a stream per namespace", namespaces: true},
 	{name: "a stream per namespace, a selector, a restore", namespaces: true, selector: true, rollback: true},
+	{name: "restarts from checkpoints", restarts: true},
+	{name: "restarts, a stream per namespace, a selector", restarts: true, namespaces: true, selector: true},
 }
 
 // TestModel runs the model for fixed seeds and one random seed per scenario, logging the random one.
@@ -677,9 +793,9 @@ func TestModel(t *testing.T) {
 				}
 				total.add(counts)
 			}
-			t.Logf("%d entries checked; %d relists (%d swapped in, %d abandoned), %d 410s, %d restores, %d resyncs at a swap, %d objects back in scope",
-				total.entries, total.relists, total.swaps, total.abandoned, total.expired, total.restores, total.resyncs, total.rematched)
-			if total.swaps == 0 || total.abandoned == 0 || total.expired == 0 || sc.rollback && total.restores == 0 ||
+			t.Logf("%d entries checked; %d relists (%d swapped in, %d abandoned), %d 410s, %d restores, %d resyncs at a swap, %d objects back in scope, %d restarts from a checkpoint",
+				total.entries, total.relists, total.swaps, total.abandoned, total.expired, total.restores, total.resyncs, total.rematched, total.restarts)
+			if total.swaps == 0 || total.abandoned == 0 || total.expired == 0 || sc.rollback && total.restores == 0 || sc.restarts && total.restarts == 0 ||
 				sc.opaque && total.resyncs == 0 || sc.selector && total.rematched == 0 {
 				t.Errorf("the model did not explore every fault of its scenario: %+v", total)
 			}
