@@ -95,7 +95,8 @@ func relabel(metrics []ScopeMetric, labels map[string]string) []ScopeMetric {
 var restartLayout = syncLayout{
 	intro: "Restart suite: medians of %s per variant and N, each run in its own process, pods only. " +
 		fmt.Sprintf("In every run a child first saves a checkpoint at N pods; the parent then updates 1/%d of the pods "+
-			"(a label) and deletes as many (none created), and the three restarts read what is left. ", restartShare) +
+			"(a label) and deletes as many (none created); then the warm and cold readers, the informer, the floor and the relisting reader "+
+			"read what is left, and last, once the parent restarted kube-apiserver, the warm reader whose resume point expired. ", restartShare) +
 		"Every reader's out channel is unbuffered and drained, nothing kept. " + bytesNote,
 	counted:  "pods",
 	variants: restartVariants,
@@ -107,7 +108,8 @@ var restartLayout = syncLayout{
 			Note: fmt.Sprintf("*reader, warm*: `watchlist.New(ctx, cs, RTPod, WithCheckpoint(FileCheckpoint(path), time.Hour))` "+
 				"started from the checkpoint saved before the change set: it resumes its watch from the checkpoint's resourceVersion "+
 				"and delivers the change set (each update one entry, each delete %d: the apiserver sets the pod's deletionTimestamp, "+
-				"then removes it); `WaitForSync` returns once the resumed watch was quiet for 250 ms. *reader, cold*: the same reader "+
+				"then removes it); `WaitForSync` returns once the resumed watch caught up (an event at or past where the server stood "+
+				"when it began, which a LIST of one object tells, or 250 ms without an event). *reader, cold*: the same reader "+
 				"without a checkpoint. *informer restart*: a client-go typed pod informer started fresh (its handlers get an add per pod). "+
 				"Every run's counts are checked exactly: the suite fails otherwise.", eventsPerDelete),
 			Variants: []string{VariantReaderWarm, VariantReaderCold, VariantInformerRestart},
