@@ -105,15 +105,7 @@ func (d lazyDecoder) identity(data []byte) (m metav1.ObjectMeta, ok bool) {
 	ok = eachField(data[len(protobufPrefix):], func(num protowire.Number, v []byte) bool {
 		switch num {
 		case 1: // typeMeta
-			return eachField(v, func(num protowire.Number, v []byte) bool {
-				switch num {
-				case 1:
-					apiVersion = v
-				case 2:
-					kind = v
-				}
-				return true
-			})
+			return readFields(v, field{1, &apiVersion}, field{2, &kind})
 		case 2:
 			raw = v
 		case 3, 4:
@@ -126,28 +118,33 @@ func (d lazyDecoder) identity(data []byte) (m metav1.ObjectMeta, ok bool) {
 	}
 	var name, namespace, uid, rv []byte
 	ok = eachField(raw, func(num protowire.Number, v []byte) bool {
-		if num != 1 { // metadata; a message given twice is merged, so its fields' last values win
-			return true
-		}
-		return eachField(v, func(num protowire.Number, v []byte) bool {
-			switch num {
-			case 1:
-				name = v
-			case 3:
-				namespace = v
-			case 5:
-				uid = v
-			case 6:
-				rv = v
-			}
-			return true
-		})
+		// metadata; a message given twice is merged, so its fields' last values win
+		return num != 1 || readFields(v, field{1, &name}, field{3, &namespace}, field{5, &uid}, field{6, &rv})
 	})
 	if !ok {
 		return m, false
 	}
 	m.Name, m.Namespace, m.UID, m.ResourceVersion = string(name), string(namespace), types.UID(uid), string(rv)
 	return m, true
+}
+
+// field is a length-delimited field of a message that readFields reads into v.
+type field struct {
+	num protowire.Number
+	v   *[]byte
+}
+
+// readFields sets each of fields to the bytes of its field in the protobuf message b (the last
+// occurrence wins) and returns false when b is malformed.
+func readFields(b []byte, fields ...field) bool {
+	return eachField(b, func(num protowire.Number, v []byte) bool {
+		for _, f := range fields {
+			if f.num == num {
+				*f.v = v
+			}
+		}
+		return true
+	})
 }
 
 // eachField calls f with the number and bytes of every length-delimited field of the protobuf
