@@ -223,13 +223,16 @@ func (f *filter) decide(k uidKey, kind kinds.ID, namespace string, t watch.Event
 		f.objects[k] = rec
 	}
 	if known && rec.pending {
+		// The add of rec.rv, which the consumer may or may not have finished: it comes again, or
+		// the object's delete if it is gone by then. A version older than the add (a resume point
+		// before it replays a selector's delete and re-add) is an older state.
 		switch {
+		case !(rv == rec.rv || rv.newerThan(rec.rv) || rv.opaque() || rec.rv.opaque()):
+			return reader.CTUnknown
 		case t == watch.Deleted:
 			return reader.CTDelete
-		case rv == rec.rv || rv.newerThan(rec.rv):
-			return reader.CTAdd
 		default:
-			return reader.CTUnknown
+			return reader.CTAdd
 		}
 	}
 	if fl := f.scope(kind, namespace).floor; fl.token != 0 && rv.atMost(fl.rv) {

@@ -334,6 +334,7 @@ func resumeMSet(o *output, s *mServer, rng *rand.Rand, cur *mSet, namespaces boo
 	for i, spec := range ms.set.specs {
 		st := &mStream{kind: spec.kind.Object, ns: spec.scope.Namespace, sink: setSink{o: o, set: ms.set, i: i}}
 		if at, err := strconv.ParseUint(resumePoint(ck, i), 10, 64); err == nil {
+			ms.set.resume[i] = resumePoint(ck, i) // as the reader's first set after a restore
 			st.resume(s, rng, at, rng.IntN(3) == 0)
 		} else {
 			st.begin(s, rng)
@@ -388,9 +389,10 @@ type mChecker struct {
 	// prev, when the model restarts, is the consumer's state before the last entry: a checkpoint
 	// taken now covers every entry but that one, which the consumer may not have finished.
 	prev *mChecker
-	// held: the uids of adds the consumer held at a restart. Each add comes again, or, if the
-	// object is gone by then, its delete, which the consumer's view may not hold.
-	held map[string]bool
+	// held: the uids of adds the consumer held at a restart, with their versions. Each add comes
+	// again, or, if the object is gone by then, its delete (not older than the add), which the
+	// consumer's view may not hold.
+	held map[string]uint64
 	// restored: the server's history went back. Until the reader re-baselined, an object's entries
 	// may then repeat a version delivered before (the restored history reuses the numbers of the
 	// lost one, so no version delivered can be trusted; README, "etcd restored from a backup").
@@ -416,11 +418,15 @@ func (c *mChecker) check(e reader.Entry) error {
 	}
 	last, known := c.last[uid]
 	_, live := c.view[uid]
-	if c.held[uid] {
+	if at, ok := c.held[uid]; ok {
 		delete(c.held, uid)
 		if e.ChangeType() == reader.CTDelete && !live {
-			c.deleted[uid] = true
-			return nil // the delete of an add the consumer may have finished before the restart
+			// The delete of an add the consumer may have finished before the restart.
+			if rv < at {
+				return fmt.Errorf("Delete %s@%d: older than the add %d the consumer held at a restart", uid, rv, at)
+			}
+			c.seen[uid+"@"+rvs], c.last[uid], c.deleted[uid] = true, rv, true
+			return nil
 		}
 	}
 	synthesized := e.ChangeType() == reader.CTDelete && known && rv == last
@@ -577,9 +583,9 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 			*c = *c.prev
 			if !held.had || held.prev.dead {
 				if c.held == nil {
-					c.held = map[string]bool{}
+					c.held = map[string]uint64{}
 				}
-				c.held[formatUUID(held.key)] = true
+				c.held[formatUUID(held.key)] = uint64(held.rv)
 			}
 		}
 		c.prev = nil
@@ -708,6 +714,11 @@ func runModel(seed uint64, sc modelScenario, steps int) (counts modelCounts, _ e
 	}
 	if d := c.diff(); len(d) > 0 {
 		return fail(fmt.Errorf("view differs from the server: %v", d))
+	}
+	for uid := range c.held {
+		if _, ok := s.live[uid]; !ok {
+			return fail(fmt.Errorf("%s: an add held at a restart, gone from the server, got no delete (a consumer that finished the add keeps it)", uid))
+		}
 	}
 	return counts, nil
 }

@@ -105,6 +105,7 @@ func (r *Reader) startSet(parent context.Context, candidate bool) *streamSet {
 		var resume string
 		if !candidate && r.resumeAt != nil {
 			resume = r.resumeAt[i] // the first set of a reader restored from a checkpoint
+			set.resume[i] = resume // a checkpoint before its first event keeps the point
 		}
 		set.streams = append(set.streams, stream.New(stream.Config{
 			Kind:     spec.kind,

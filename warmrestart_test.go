@@ -198,6 +198,36 @@ func TestWarmRestartAfterAPIServerRestart(t *testing.T) {
 	}
 }
 
+// TestCheckpointKeepsAResumedPoint: a reader restarted from a checkpoint and stopped again before
+// its resumed watch saw any event (a quiet kind) saves the point it resumed from, so the next start
+// resumes too. A reviewer found the point saved as "", which made the next start take a complete
+// state.
+func TestCheckpointKeepsAResumedPoint(t *testing.T) {
+	store := FileCheckpoint(filepath.Join(t.TempDir(), "reader.ckpt"))
+	first := startReader(t, plane(t).Config, RTService, WithCheckpoint(store, time.Hour))
+	first.c.closeReader(t, first.r, 30*time.Second)
+	for run := 2; run <= 3; run++ {
+		counter := &initialEventsCounter{}
+		cfg := rest.CopyConfig(plane(t).Config)
+		cfg.Wrap(counter.wrap)
+		out := make(chan Entry)
+		c := collectWith(out, collectorOptions{})
+		r := newReaderFor(t, cfg, RTService, out, WithCheckpoint(store, time.Hour))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := r.Run(ctx); err != nil {
+			t.Fatalf("run %d: Run: %v", run, err)
+		}
+		if err := r.WaitForSync(ctx); err != nil {
+			t.Fatalf("run %d: WaitForSync: %v", run, err)
+		}
+		cancel()
+		c.closeReader(t, r, 30*time.Second) // at once: no event came on the resumed watch
+		if n := counter.n.Load(); n != 0 {
+			t.Errorf("run %d, started from the checkpoint of run %d: %d complete states requested, want 0", run, run-1, n)
+		}
+	}
+}
+
 // TestCheckpointRefused: a checkpoint that is not one, one cut short, and one of a reader of other
 // kinds make Run fail with a clear error, and are left as they were.
 func TestCheckpointRefused(t *testing.T) {
