@@ -94,15 +94,25 @@ func warmRestart(t *testing.T, during func()) (*run, *initialEventsCounter, []cl
 		during()
 	}
 
-	counter := &initialEventsCounter{}
-	cfg := rest.CopyConfig(plane(t).Config)
-	cfg.Wrap(counter.wrap)
 	out := make(chan Entry)
 	c := collectWith(out, collectorOptions{keepLog: true})
 	c.continueFrom(first.c)
-	r := newReaderFor(t, cfg, typ, out, WithCheckpoint(store, time.Hour))
+	r, counter := startFromCheckpoint(t, store, typ, out, 60*time.Second)
 	t.Cleanup(func() { c.closeReader(t, r, 30*time.Second) })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	second := &run{r: r, c: c, cs: plane(t).Clientset, typ: typ}
+	second.c.assertConverged(t, plane(t).Clientset, typ, 30*time.Second)
+	return second, counter, deleted
+}
+
+// startFromCheckpoint starts a reader of typ that sends on out, from store's checkpoint, and waits
+// up to timeout until it synced. The counter counts its requests for a complete state.
+func startFromCheckpoint(t *testing.T, store CheckpointStore, typ RetrieveType, out chan Entry, timeout time.Duration) (*Reader, *initialEventsCounter) {
+	t.Helper()
+	counter := &initialEventsCounter{}
+	cfg := rest.CopyConfig(plane(t).Config)
+	cfg.Wrap(counter.wrap)
+	r := newReaderFor(t, cfg, typ, out, WithCheckpoint(store, time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := r.Run(ctx); err != nil {
 		t.Fatalf("Run from the checkpoint: %v", err)
@@ -110,9 +120,7 @@ func warmRestart(t *testing.T, during func()) (*run, *initialEventsCounter, []cl
 	if err := r.WaitForSync(ctx); err != nil {
 		t.Fatalf("WaitForSync from the checkpoint: %v", err)
 	}
-	second := &run{r: r, c: c, cs: plane(t).Clientset, typ: typ}
-	second.c.assertConverged(t, plane(t).Clientset, typ, 30*time.Second)
-	return second, counter, deleted
+	return r, counter
 }
 
 // assertOnlyTheDifference checks that the restarted reader delivered exactly the downtime's
@@ -207,20 +215,9 @@ func TestCheckpointKeepsAResumedPoint(t *testing.T) {
 	first := startReader(t, plane(t).Config, RTService, WithCheckpoint(store, time.Hour))
 	first.c.closeReader(t, first.r, 30*time.Second)
 	for run := 2; run <= 3; run++ {
-		counter := &initialEventsCounter{}
-		cfg := rest.CopyConfig(plane(t).Config)
-		cfg.Wrap(counter.wrap)
 		out := make(chan Entry)
 		c := collectWith(out, collectorOptions{})
-		r := newReaderFor(t, cfg, RTService, out, WithCheckpoint(store, time.Hour))
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := r.Run(ctx); err != nil {
-			t.Fatalf("run %d: Run: %v", run, err)
-		}
-		if err := r.WaitForSync(ctx); err != nil {
-			t.Fatalf("run %d: WaitForSync: %v", run, err)
-		}
-		cancel()
+		r, counter := startFromCheckpoint(t, store, RTService, out, 30*time.Second)
 		c.closeReader(t, r, 30*time.Second) // at once: no event came on the resumed watch
 		if n := counter.n.Load(); n != 0 {
 			t.Errorf("run %d, started from the checkpoint of run %d: %d complete states requested, want 0", run, run-1, n)

@@ -25,14 +25,19 @@ var restartRelabeled = map[string]string{
 	"sync_cpu_s": "CPU until synced",
 }
 
-// checkpointMetric is a row of the checkpoint-save variant only: NaN for the others.
-func checkpointMetric(key, label, unit string, decimals int, value func(ScopeResult) float64) ScopeMetric {
-	return ScopeMetric{key, label, unit, decimals, func(r ScopeResult) float64 {
-		if r.Variant != VariantCheckpointSave {
+// onlyFor is value for the runs of variant v, NaN for the others: a row only v measures.
+func onlyFor(v string, value func(ScopeResult) float64) func(ScopeResult) float64 {
+	return func(r ScopeResult) float64 {
+		if r.Variant != v {
 			return math.NaN()
 		}
 		return value(r)
-	}}
+	}
+}
+
+// checkpointMetric is a row of the checkpoint-save variant only: NaN for the others.
+func checkpointMetric(key, label, unit string, decimals int, value func(ScopeResult) float64) ScopeMetric {
+	return ScopeMetric{key, label, unit, decimals, onlyFor(VariantCheckpointSave, value)}
 }
 
 // restartMetrics are the restart tables' rows at each N: ScopeMetrics relabeled, then what only
@@ -50,10 +55,10 @@ var restartMetrics = append(relabel(ScopeMetrics, restartRelabeled),
 	checkpointMetric("checkpoint_bytes_per_object", "checkpoint size per object", "B", 1, func(r ScopeResult) float64 {
 		return ratio(float64(r.CheckpointBytes), float64(r.Objects))
 	}),
-	ScopeMetric{"relist_entries", "entries of one quiet Reader.Relist once synced", "", 0, relistMetric(func(r ScopeResult) float64 {
+	ScopeMetric{"relist_entries", "entries of one quiet Reader.Relist once synced", "", 0, onlyFor(VariantReaderRelist, func(r ScopeResult) float64 {
 		return float64(r.RelistEntries)
 	})},
-	ScopeMetric{"relist_s", "time of that relist", "s", 3, relistMetric(func(r ScopeResult) float64 { return r.RelistSeconds })},
+	ScopeMetric{"relist_s", "time of that relist", "s", 3, onlyFor(VariantReaderRelist, func(r ScopeResult) float64 { return r.RelistSeconds })},
 	ScopeMetric{"state_cpu_s", "CPU to take a complete state (floor: its WatchList; relist: the relist; warm after a 410: the whole restart)", "s", 3,
 		func(r ScopeResult) float64 {
 			switch r.Variant {
@@ -67,16 +72,6 @@ var restartMetrics = append(relabel(ScopeMetrics, restartRelabeled),
 	checkpointMetric("checkpoint_save_ms", "Reader.Checkpoint: snapshot, encode, write, fsync", "ms", 1,
 		func(r ScopeResult) float64 { return r.CheckpointSeconds * 1000 }),
 )
-
-// relistMetric is a row of the reader-relist variant only: NaN for the others.
-func relistMetric(value func(ScopeResult) float64) func(ScopeResult) float64 {
-	return func(r ScopeResult) float64 {
-		if r.Variant != VariantReaderRelist {
-			return math.NaN()
-		}
-		return value(r)
-	}
-}
 
 // relabel returns a copy of metrics with the labels of labels (metric key → label).
 func relabel(metrics []ScopeMetric, labels map[string]string) []ScopeMetric {
